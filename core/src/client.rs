@@ -155,9 +155,19 @@ impl Client {
 
     /// Stops background refreshes, cancels loads in flight and wipes every
     /// cached value. Later reads fail with [`ErrorClass::Closed`]. Secrets
-    /// already handed to callers stay valid until they are dropped.
+    /// already handed to callers stay valid until they are dropped. Lease
+    /// revocations start in the background; [`Client::shutdown`] waits for
+    /// them.
     pub fn close(&self) {
         self.core.close();
+    }
+
+    /// Closes the client like [`Client::close`] and waits until the leases
+    /// it created have been revoked at their backends (for providers and
+    /// leases set to revoke on close).
+    pub async fn shutdown(&self) {
+        self.core.close();
+        self.core.wait_for_revocations().await;
     }
 
     /// Whether [`Client::close`] was called.

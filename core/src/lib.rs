@@ -35,6 +35,6 @@ pub use client::{Client, ClientBuilder, PrefetchOutcome, RotationEvent, SecretHa
 pub use config::Config;
 pub use error::{Error, ErrorClass};
 pub use metrics::MetricsSnapshot;
-pub use provider::{Fetched, Provider};
+pub use provider::{Fetched, Lease, Provider};
 pub use reference::Reference;
 pub use secret::{Encoding, Metadata, Secret, SecretValue};

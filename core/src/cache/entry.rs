@@ -32,7 +32,7 @@ use crate::clock::wall_estimate;
 use crate::error::{Error, ErrorClass};
 use crate::field::FieldPath;
 use crate::metrics::Metrics;
-use crate::provider::{Fetched, Provider};
+use crate::provider::{Fetched, Lease, Provider};
 use crate::reference::Reference;
 use crate::secret::{Metadata, Secret};
 
@@ -45,13 +45,20 @@ const REFRESH_WINDOW: (f64, f64) = (0.75, 0.9);
 /// client's lease watcher uses.
 const VALIDITY_REFRESH_WINDOW: (f64, f64) = (0.6, 0.7);
 
-/// A value with a backend expiry is not handed out once less than this
-/// fraction of its validity remains, so a caller has time to use it.
-const EXPIRY_GRACE_FRACTION: f64 = 0.1;
+/// A value with a backend expiry is not handed out once less than a random
+/// fraction between these bounds of its validity remains, so a caller has
+/// time to use it. Ten to twenty percent is the grace the Vault client's
+/// lease watcher keeps.
+const EXPIRY_GRACE_WINDOW: (f64, f64) = (0.1, 0.2);
 
 /// Upper bound of that grace, so a day-long credential is not retired hours
 /// early.
 const EXPIRY_GRACE_MAX: Duration = Duration::from_secs(300);
+
+/// A renewal must move the lease end at least this far to count as an
+/// extension. Vault reports lease durations in whole seconds, so a renewal
+/// capped by the maximum TTL can look up to a second longer than before.
+const RENEWAL_MIN_GAIN: Duration = Duration::from_secs(1);
 
 /// Cache policy resolved for one entry.
 #[derive(Clone, Debug)]
@@ -103,6 +110,8 @@ pub(crate) struct Loaded {
     pub(crate) stale_at: Instant,
     /// For values with a backend expiry: the last moment to hand it out.
     pub(crate) usable_until: Option<Instant>,
+    /// The backend lease and when it ends, for leased values.
+    lease: Option<(Lease, Instant)>,
     version_id: Option<String>,
     fingerprint: u64,
     /// Field selections made from this value, so a hot `#field` read does
@@ -139,6 +148,36 @@ impl Loaded {
     }
 }
 
+impl Loaded {
+    /// This value with its lease extended to `now + remaining`.
+    fn renewed(&self, core: &CacheCore, mut lease: Lease, now: Instant, remaining: Duration) -> Loaded {
+        lease.duration = remaining;
+        let (until, renew_at) = validity_deadlines(now, remaining);
+        let mut metadata = self.secret.metadata().clone();
+        metadata.expires_at = Some(core.clock.wall() + remaining);
+        metadata.refresh_at = Some(wall_estimate(core.clock.as_ref(), renew_at));
+        Loaded {
+            secret: self.secret.with_metadata(metadata),
+            refresh_at: renew_at,
+            stale_at: until,
+            usable_until: Some(until),
+            lease: Some((lease, now + remaining)),
+            version_id: self.version_id.clone(),
+            fingerprint: self.fingerprint,
+            fields: ArcSwap::from_pointee(Vec::new()),
+        }
+    }
+}
+
+/// The last moment to hand out a value valid for `valid_for` from `now`,
+/// and when to refresh or renew it.
+fn validity_deadlines(now: Instant, valid_for: Duration) -> (Instant, Instant) {
+    let grace = valid_for.mul_f64(jitter(EXPIRY_GRACE_WINDOW)).min(EXPIRY_GRACE_MAX);
+    let until = now + valid_for.saturating_sub(grace);
+    let renew_at = now + valid_for.mul_f64(jitter(VALIDITY_REFRESH_WINDOW));
+    (until, renew_at.min(until))
+}
+
 /// A load failure kept until its backoff ends.
 struct CachedError {
     error: Error,
@@ -159,6 +198,10 @@ struct State {
     failures: u32,
     inflight: Option<(SharedLoad, Option<AbortHandle>)>,
     refresher_running: bool,
+    /// A lease renewal is running.
+    renewing: bool,
+    renew_failures: u32,
+    renew_retry_at: Option<Instant>,
     subscribers: Vec<Subscriber>,
     /// Identity of the last version loaded, kept after the value itself is
     /// dropped so that a value coming back after an outage is recognised.
@@ -508,7 +551,7 @@ impl Entry {
     fn build_loaded(
         &self,
         core: &CacheCore,
-        fetched: Fetched,
+        mut fetched: Fetched,
         now: Instant,
         fingerprint: u64,
         previous: Option<&Loaded>,
@@ -518,12 +561,21 @@ impl Entry {
         let mut stale_at = now + ttl;
         let mut usable_until = None;
         if let Some(valid_for) = fetched.valid_for {
-            let grace = valid_for.mul_f64(EXPIRY_GRACE_FRACTION).min(EXPIRY_GRACE_MAX);
-            let until = now + valid_for.saturating_sub(grace);
+            let (until, renew_at) = validity_deadlines(now, valid_for);
             usable_until = Some(until);
+            refresh_at = refresh_at.min(renew_at);
             stale_at = stale_at.min(until);
-            refresh_at = refresh_at.min(now + valid_for.mul_f64(jitter(VALIDITY_REFRESH_WINDOW)));
         }
+        let lease = fetched.lease.take().map(|lease| {
+            let end = now + lease.duration;
+            // A leased value lives as long as its lease, not the cache TTL:
+            // re-reading it on the TTL would mint a new lease every time.
+            let (until, renew_at) = validity_deadlines(now, lease.duration);
+            usable_until = Some(until);
+            stale_at = until;
+            refresh_at = renew_at;
+            (lease, end)
+        });
 
         let clock = core.clock.as_ref();
         let metadata = Metadata {
@@ -537,7 +589,11 @@ impl Entry {
             created_at: fetched.created_at,
             fetched_at: Some(clock.wall()),
             refresh_at: Some(wall_estimate(clock, refresh_at)),
-            expires_at: fetched.valid_for.map(|valid_for| clock.wall() + valid_for),
+            expires_at: lease
+                .as_ref()
+                .map(|(lease, _)| lease.duration)
+                .or(fetched.valid_for)
+                .map(|valid_for| clock.wall() + valid_for),
             field: None,
         };
 
@@ -556,6 +612,7 @@ impl Entry {
             refresh_at,
             stale_at,
             usable_until,
+            lease,
             version_id: fetched.version_id,
             fingerprint,
             fields: ArcSwap::from_pointee(Vec::new()),
@@ -663,6 +720,75 @@ impl Entry {
         dropped
     }
 
+    fn start_renewal(self: &Arc<Self>, core: &Arc<CacheCore>, loaded: &Arc<Loaded>, state: &mut State) {
+        state.renewing = true;
+        Metrics::add(&core.metrics.refreshes);
+        let entry = Arc::clone(self);
+        let task_core = Arc::clone(core);
+        let loaded = Arc::clone(loaded);
+        core.runtime.spawn(async move { entry.run_renewal(&task_core, loaded).await });
+    }
+
+    /// Renews the lease of `loaded`. A renewal that extends the lease keeps
+    /// the value and moves its deadlines; one that does not (the maximum
+    /// TTL is near) or finds the lease gone fetches a new value while the
+    /// old one is still valid.
+    async fn run_renewal(self: Arc<Self>, core: &Arc<CacheCore>, loaded: Arc<Loaded>) {
+        let Some((lease, old_end)) = loaded.lease.clone() else {
+            self.state.lock().renewing = false;
+            return;
+        };
+        let span = tracing::info_span!("keystead.renew", reference = %self.key);
+        Metrics::add(&core.metrics.backend_calls);
+        let result = self.provider.renew(&lease, lease.duration).instrument(span).await;
+        let now = core.clock.now();
+
+        let mut state = self.state.lock();
+        state.renewing = false;
+        let still_current = self
+            .current
+            .load()
+            .as_ref()
+            .is_some_and(|current| Arc::ptr_eq(current, &loaded));
+        if !still_current || self.is_detached() {
+            return;
+        }
+        match result {
+            Ok(remaining) if now + remaining > old_end + RENEWAL_MIN_GAIN => {
+                state.renew_failures = 0;
+                state.renew_retry_at = None;
+                let renewed = Arc::new(loaded.renewed(core, lease, now, remaining));
+                self.current.store(Some(renewed));
+                self.usable.store(true, Ordering::Release);
+                tracing::info!(reference = %self.key, remaining_s = remaining.as_secs(), "lease renewed");
+            }
+            Ok(_) => {
+                tracing::info!(reference = %self.key, "lease reached its maximum TTL; fetching a new value");
+                let _ = self.start_load(core, Cause::Refresh, &mut state);
+            }
+            Err(error) if error.is_transient() => {
+                state.renew_failures = state.renew_failures.saturating_add(1);
+                let delay = core.backoff.delay(state.renew_failures);
+                state.renew_retry_at = Some(now + delay);
+                tracing::warn!(reference = %self.key, class = %error.class(), "lease renewal failed; will retry");
+            }
+            Err(error) => {
+                tracing::info!(reference = %self.key, class = %error.class(), "lease cannot be renewed; fetching a new value");
+                let _ = self.start_load(core, Cause::Refresh, &mut state);
+            }
+        }
+        drop(state);
+        self.wake.notify_one();
+    }
+
+    /// The lease of the current value, when the client should revoke it on
+    /// close.
+    pub(crate) fn lease_to_revoke(&self) -> Option<Lease> {
+        let current = self.current.load();
+        let (lease, _) = current.as_ref()?.lease.as_ref()?;
+        lease.revoke_on_close.then(|| lease.clone())
+    }
+
     fn ensure_refresher(self: &Arc<Self>, core: &Arc<CacheCore>, state: &mut State) {
         if state.refresher_running || self.policy.ttl.is_zero() || self.is_detached() {
             return;
@@ -724,15 +850,25 @@ impl Entry {
             Some(cached) if cached.error.is_transient() => cached.retry_at,
             _ => loaded.refresh_at,
         };
-        if wanted && state.inflight.is_none() && now >= refresh_at {
-            let _ = self.start_load(core, Cause::Refresh, &mut state);
+        let renewable = loaded.lease.as_ref().is_some_and(|(lease, _)| lease.renewable);
+        let refresh_at = match state.renew_retry_at {
+            Some(retry_at) if renewable => retry_at,
+            _ => refresh_at,
+        };
+        let busy = state.inflight.is_some() || state.renewing;
+        if wanted && !busy && now >= refresh_at {
+            if renewable {
+                self.start_renewal(core, &loaded, &mut state);
+            } else {
+                let _ = self.start_load(core, Cause::Refresh, &mut state);
+            }
         }
 
         let mut next = drop_at;
         if self.usable.load(Ordering::Relaxed) {
             next = next.min(unusable_at);
         }
-        if state.inflight.is_none() && refresh_at > now {
+        if !busy && refresh_at > now {
             next = next.min(refresh_at);
         }
         Some(next)

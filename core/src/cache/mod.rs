@@ -69,6 +69,7 @@ pub(crate) struct CacheCore {
     audit: Option<AuditHook>,
     closed: AtomicBool,
     next_subscriber: AtomicU64,
+    revocations: parking_lot::Mutex<Vec<tokio::task::JoinHandle<()>>>,
 }
 
 impl CacheCore {
@@ -103,6 +104,7 @@ impl CacheCore {
             audit,
             closed: AtomicBool::new(false),
             next_subscriber: AtomicU64::new(1),
+            revocations: parking_lot::Mutex::new(Vec::new()),
         })
     }
 
@@ -265,8 +267,29 @@ impl CacheCore {
             table.routes.clear();
             table.entries.drain().map(|(_, entry)| entry).collect()
         };
+        let mut revocations = Vec::new();
         for entry in entries {
+            if let Some(lease) = entry.lease_to_revoke() {
+                let provider = Arc::clone(&entry.provider);
+                let key = Arc::clone(&entry.key);
+                let revoke = async move {
+                    match provider.revoke(&lease).await {
+                        Ok(()) => tracing::info!(reference = %key, "lease revoked on close"),
+                        Err(error) => tracing::warn!(reference = %key, class = %error.class(), "lease revocation on close failed"),
+                    }
+                };
+                revocations.push(self.runtime.spawn(revoke));
+            }
             entry.detach(self);
+        }
+        self.revocations.lock().extend(revocations);
+    }
+
+    /// Waits for the lease revocations that [`CacheCore::close`] started.
+    pub(crate) async fn wait_for_revocations(&self) {
+        let pending = std::mem::take(&mut *self.revocations.lock());
+        for task in pending {
+            let _ = task.await;
         }
     }
 

@@ -14,12 +14,13 @@ use tokio::time::{advance, Instant};
 use crate::audit::AuditEventKind;
 use crate::clock::Clock;
 use crate::config::{Config, SecretConfig};
-use crate::provider::{Fetched, Provider};
+use crate::provider::{Fetched, Lease, Provider};
 use crate::{Client, Error, ErrorClass, Reference, SecretValue};
 
 const CANARY: &str = "canary-value-4b1f9e";
 
 type Script = Box<dyn FnMut(&Reference, usize) -> Result<Fetched, Error> + Send>;
+type RenewScript = Box<dyn FnMut(&Lease, usize) -> Result<Duration, Error> + Send>;
 
 /// A provider that answers from a script and counts its calls. With a gate,
 /// every fetch waits for a permit, so tests can hold loads in flight.
@@ -28,6 +29,9 @@ struct Scripted {
     batch_calls: Arc<AtomicUsize>,
     script: Arc<Mutex<Script>>,
     gate: Option<Arc<Semaphore>>,
+    renew_script: Option<Arc<Mutex<RenewScript>>>,
+    renew_calls: Arc<AtomicUsize>,
+    revoked: Arc<Mutex<Vec<String>>>,
 }
 
 #[derive(Clone)]
@@ -35,6 +39,8 @@ struct Probe {
     calls: Arc<AtomicUsize>,
     batch_calls: Arc<AtomicUsize>,
     gate: Option<Arc<Semaphore>>,
+    renew_calls: Arc<AtomicUsize>,
+    revoked: Arc<Mutex<Vec<String>>>,
 }
 
 impl Probe {
@@ -52,13 +58,25 @@ impl Probe {
 fn scripted(script: impl FnMut(&Reference, usize) -> Result<Fetched, Error> + Send + 'static) -> (Scripted, Probe) {
     let calls = Arc::new(AtomicUsize::new(0));
     let batch_calls = Arc::new(AtomicUsize::new(0));
+    let renew_calls = Arc::new(AtomicUsize::new(0));
+    let revoked = Arc::new(Mutex::new(Vec::new()));
     let provider = Scripted {
         calls: calls.clone(),
         batch_calls: batch_calls.clone(),
         script: Arc::new(Mutex::new(Box::new(script))),
         gate: None,
+        renew_script: None,
+        renew_calls: renew_calls.clone(),
+        revoked: revoked.clone(),
     };
-    (provider, Probe { calls, batch_calls, gate: None })
+    let probe = Probe {
+        calls,
+        batch_calls,
+        gate: None,
+        renew_calls,
+        revoked,
+    };
+    (provider, probe)
 }
 
 fn gated(script: impl FnMut(&Reference, usize) -> Result<Fetched, Error> + Send + 'static) -> (Scripted, Probe) {
@@ -85,6 +103,19 @@ impl Provider for Scripted {
             gate.acquire().await.expect("gate open").forget();
         }
         (self.script.lock())(reference, call)
+    }
+
+    async fn renew(&self, lease: &Lease, _increment: Duration) -> Result<Duration, Error> {
+        let call = self.renew_calls.fetch_add(1, Ordering::SeqCst) + 1;
+        match &self.renew_script {
+            Some(script) => (script.lock())(lease, call),
+            None => Err(Error::new(ErrorClass::Internal, "no renewals scripted")),
+        }
+    }
+
+    async fn revoke(&self, lease: &Lease) -> Result<(), Error> {
+        self.revoked.lock().push(lease.id.clone());
+        Ok(())
     }
 
     async fn fetch_many(&self, references: &[Reference]) -> Vec<Result<Fetched, Error>> {
@@ -762,4 +793,92 @@ async fn canary_absent_from_logs_errors_and_debug() {
     }
     assert!(channels.last().unwrap().contains("test://db"), "logs name the reference");
     assert_eq!(secret.expose_str().unwrap(), CANARY);
+}
+
+/// A value carrying a renewable 30 s lease named after the call number.
+fn leased(_: &Reference, call: usize) -> Result<Fetched, Error> {
+    let mut fetched = value(&format!(r#"{{"username":"user-{call}","password":"pw-{call}"}}"#), &format!("v{call}"))?;
+    fetched.lease = Some(Lease::new(format!("database/creds/app/{call}"), true, Duration::from_secs(30)));
+    fetched.valid_for = Some(Duration::from_secs(30));
+    Ok(fetched)
+}
+
+fn with_renewals(
+    (mut provider, probe): (Scripted, Probe),
+    renew: impl FnMut(&Lease, usize) -> Result<Duration, Error> + Send + 'static,
+) -> (Scripted, Probe) {
+    provider.renew_script = Some(Arc::new(Mutex::new(Box::new(renew))));
+    (provider, probe)
+}
+
+#[tokio::test(start_paused = true)]
+async fn renewable_lease_is_renewed_not_refetched() {
+    let (provider, probe) = with_renewals(scripted(leased), |_, _| Ok(Duration::from_secs(30)));
+    let client = client(provider, Config::default());
+
+    assert_eq!(text(&client, "test://db#username").await.unwrap(), "user-1");
+    // Renewal comes at 60-70 % of the 30 s lease.
+    advance(Duration::from_secs(17)).await;
+    settle().await;
+    assert_eq!(probe.renew_calls.load(Ordering::SeqCst), 0);
+    advance(Duration::from_secs(5)).await;
+    settle().await;
+    assert_eq!(probe.renew_calls.load(Ordering::SeqCst), 1);
+
+    // Past the original lease end the same credentials are still served,
+    // because the renewal extended them.
+    advance(Duration::from_secs(10)).await;
+    settle().await;
+    assert_eq!(text(&client, "test://db#username").await.unwrap(), "user-1");
+    assert_eq!(text(&client, "test://db#password").await.unwrap(), "pw-1");
+    assert_eq!(probe.calls(), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn lease_at_max_ttl_is_replaced_before_expiry() {
+    // The backend caps the lease: a renewal returns only what was left.
+    let (provider, probe) = with_renewals(scripted(leased), |_, _| Ok(Duration::from_secs(8)));
+    let client = client(provider, Config::default());
+    let heard = Arc::new(Mutex::new(Vec::new()));
+    let sink = heard.clone();
+    let _subscription = client
+        .subscribe("test://db#username", move |event| {
+            sink.lock().push(event.secret.as_ref().unwrap().expose_str().unwrap().to_owned());
+        })
+        .unwrap();
+    settle().await;
+    assert_eq!(text(&client, "test://db#username").await.unwrap(), "user-1");
+
+    advance(Duration::from_secs(22)).await;
+    settle().await;
+    assert_eq!(probe.renew_calls.load(Ordering::SeqCst), 1);
+    assert_eq!(probe.calls(), 2);
+
+    // Readers switched to the new lease; both fields come from it.
+    assert_eq!(text(&client, "test://db#username").await.unwrap(), "user-2");
+    assert_eq!(text(&client, "test://db#password").await.unwrap(), "pw-2");
+    assert_eq!(*heard.lock(), vec!["user-2".to_owned()]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn lease_gone_on_renewal_fetches_new_credentials() {
+    let (provider, probe) = with_renewals(scripted(leased), |_, _| {
+        Err(Error::new(ErrorClass::NotFound, "lease not found"))
+    });
+    let client = client(provider, Config::default());
+    assert_eq!(text(&client, "test://db#username").await.unwrap(), "user-1");
+    advance(Duration::from_secs(22)).await;
+    settle().await;
+    assert_eq!(probe.calls(), 2);
+    assert_eq!(text(&client, "test://db#username").await.unwrap(), "user-2");
+}
+
+#[tokio::test(start_paused = true)]
+async fn shutdown_revokes_current_leases() {
+    let (provider, probe) = with_renewals(scripted(leased), |_, _| Ok(Duration::from_secs(30)));
+    let client = client(provider, Config::default());
+    text(&client, "test://db#username").await.unwrap();
+    client.shutdown().await;
+    assert_eq!(*probe.revoked.lock(), vec!["database/creds/app/1".to_owned()]);
+    assert_eq!(client.get("test://db").await.unwrap_err().class(), ErrorClass::Closed);
 }

@@ -48,6 +48,28 @@ pub trait Provider: Send + Sync + 'static {
     /// Fetches the current value for a reference (without its field).
     async fn fetch(&self, reference: &Reference) -> Result<Fetched, Error>;
 
+    /// Extends a lease by about `increment` and returns how long the lease
+    /// now has left. A lease that can no longer be extended (its maximum
+    /// TTL is near) returns a remaining time no longer than before; the
+    /// cache then fetches a new value before the old one expires. A lease
+    /// the backend no longer knows returns [`crate::ErrorClass::NotFound`].
+    ///
+    /// The default says the provider has no leases.
+    async fn renew(&self, lease: &Lease, increment: Duration) -> Result<Duration, Error> {
+        let _ = increment;
+        Err(Error::new(
+            crate::ErrorClass::Internal,
+            format!("the {} provider cannot renew lease {}", self.scheme(), lease.id),
+        ))
+    }
+
+    /// Revokes a lease this client created, when the client closes or the
+    /// value is replaced. The default does nothing.
+    async fn revoke(&self, lease: &Lease) -> Result<(), Error> {
+        let _ = lease;
+        Ok(())
+    }
+
     /// Fetches several references at once, in order. Providers with a batch
     /// API override this; the default fetches them one at a time.
     async fn fetch_many(&self, references: &[Reference]) -> Vec<Result<Fetched, Error>> {
@@ -80,6 +102,9 @@ pub struct Fetched {
     /// How long from now the value stays valid at the backend, for leased
     /// values and credentials. The cache never hands out a value past this.
     pub valid_for: Option<Duration>,
+    /// The backend lease on this value, for dynamic credentials. When set,
+    /// `valid_for` should equal the lease duration.
+    pub lease: Option<Lease>,
     /// Other cache keys that name this same value (for example the full and
     /// partial ARN of a secret fetched by name). Later lookups under any of
     /// them share this cache entry.
@@ -98,7 +123,37 @@ impl Fetched {
             version_number: None,
             created_at: None,
             valid_for: None,
+            lease: None,
             aliases: Vec::new(),
+        }
+    }
+}
+
+/// A backend lease: the value stops working when the lease ends, unless the
+/// lease is renewed first.
+#[non_exhaustive]
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Lease {
+    /// The backend's lease id. Not secret: it cannot be used to read the
+    /// value, only to renew or revoke it with a token allowed to.
+    pub id: String,
+    /// Whether the backend allows renewing it.
+    pub renewable: bool,
+    /// The lease's duration when it was issued or last renewed.
+    pub duration: Duration,
+    /// Whether the client should revoke the lease when it closes or
+    /// replaces the value.
+    pub revoke_on_close: bool,
+}
+
+impl Lease {
+    /// A lease with the given id and duration.
+    pub fn new(id: impl Into<String>, renewable: bool, duration: Duration) -> Lease {
+        Lease {
+            id: id.into(),
+            renewable,
+            duration,
+            revoke_on_close: true,
         }
     }
 }

@@ -1,0 +1,1 @@
+//! AWS Secrets Manager (`aws-sm://`) and SSM Parameter Store (`aws-ssm://`).
