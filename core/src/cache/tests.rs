@@ -753,13 +753,21 @@ async fn canary_absent_from_logs_errors_and_debug() {
         }
     }
 
-    let captured = Captured::default();
-    let writer = captured.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_writer(move || writer.clone())
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    // One global subscriber for the whole test binary: a thread-local one
+    // misses events when another test thread registers a callsite first.
+    static CAPTURED: std::sync::OnceLock<Captured> = std::sync::OnceLock::new();
+    let captured = CAPTURED
+        .get_or_init(|| {
+            let captured = Captured::default();
+            let writer = captured.clone();
+            let subscriber = tracing_subscriber::fmt()
+                .with_max_level(tracing::Level::TRACE)
+                .with_writer(move || writer.clone())
+                .finish();
+            tracing::subscriber::set_global_default(subscriber).expect("no other global subscriber");
+            captured
+        })
+        .clone();
 
     let document = format!(r#"{{"password":"{CANARY}"}}"#);
     let (provider, _probe) = scripted(move |_, call| match call {
