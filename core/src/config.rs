@@ -242,6 +242,17 @@ impl Config {
         Ok(config)
     }
 
+    /// Parses configuration given as JSON with the same schema as the TOML
+    /// file, as the bindings receive it from a dict or an object. `origin`
+    /// names it in errors.
+    pub fn from_json(text: &str, origin: &str) -> Result<Config, Error> {
+        let config: Config = serde_json::from_str(text).map_err(|error| {
+            Error::config(format!("invalid config in {origin} (line {}): {error}", error.line()))
+        })?;
+        config.check(origin)?;
+        Ok(config)
+    }
+
     /// Loads the file named by `KEYSTEAD_CONFIG`, or the defaults when it is
     /// unset.
     pub fn from_env() -> Result<Config, Error> {
@@ -370,6 +381,15 @@ mod tests {
     fn secret_with_field_is_rejected() {
         let error = Config::from_toml("[[secret]]\nref = \"env://A#x\"\n", "k.toml").unwrap_err();
         assert!(error.to_string().contains("secret[0].ref"), "{error}");
+    }
+
+    #[test]
+    fn json_uses_the_same_schema() {
+        let config = Config::from_json(r#"{"cache": {"ttl": "45s"}, "secret": [{"ref": "env://A", "ttl": "5s"}]}"#, "dict").unwrap();
+        assert_eq!(config.cache.ttl, Duration::from_secs(45));
+        assert_eq!(config.secrets[0].ttl, Some(Duration::from_secs(5)));
+        let error = Config::from_json(r#"{"cache": {"tll": "45s"}}"#, "dict").unwrap_err();
+        assert!(error.to_string().contains("tll"), "{error}");
     }
 
     #[test]

@@ -19,6 +19,7 @@
 
 mod audit;
 mod backoff;
+mod blocking;
 mod cache;
 mod client;
 pub mod clock;
@@ -31,6 +32,7 @@ mod reference;
 mod secret;
 
 pub use audit::{AuditEvent, AuditEventKind};
+pub use blocking::BlockingClient;
 pub use client::{Client, ClientBuilder, PrefetchOutcome, RotationEvent, SecretHandle, Subscription};
 pub use config::Config;
 pub use error::{Error, ErrorClass};
