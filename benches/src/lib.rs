@@ -1,0 +1,1 @@
+//! Benchmarks live in the benches folder; this crate has no library code.
