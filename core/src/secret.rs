@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use secrecy::{ExposeSecret, SecretSlice};
+use zeroize::Zeroize;
 
 use crate::error::{Error, ErrorClass};
 use crate::field::{self, FieldPath};
@@ -36,7 +37,7 @@ impl SecretValue {
     /// buffer, so no other copy is made.
     pub fn text(text: String) -> SecretValue {
         SecretValue {
-            bytes: SecretSlice::from(text.into_bytes()),
+            bytes: exact_secret(text.into_bytes()),
             encoding: Encoding::Text,
         }
     }
@@ -44,7 +45,7 @@ impl SecretValue {
     /// Takes ownership of binary bytes.
     pub fn binary(bytes: Vec<u8>) -> SecretValue {
         SecretValue {
-            bytes: SecretSlice::from(bytes),
+            bytes: exact_secret(bytes),
             encoding: Encoding::Binary,
         }
     }
@@ -58,7 +59,7 @@ impl SecretValue {
             Encoding::Binary
         };
         SecretValue {
-            bytes: SecretSlice::from(bytes),
+            bytes: exact_secret(bytes),
             encoding,
         }
     }
@@ -72,6 +73,20 @@ impl SecretValue {
     pub fn expose_bytes(&self) -> &[u8] {
         self.bytes.expose_secret()
     }
+}
+
+/// Moves bytes into zeroizing storage without leaving a copy behind.
+///
+/// Turning a `Vec` with spare capacity into a boxed slice reallocates and
+/// frees the old buffer unwiped, so such a `Vec` is copied into an exact
+/// allocation and then wiped, spare capacity included.
+fn exact_secret(mut bytes: Vec<u8>) -> SecretSlice<u8> {
+    if bytes.capacity() == bytes.len() {
+        return SecretSlice::from(bytes);
+    }
+    let exact: Box<[u8]> = Box::from(bytes.as_slice());
+    bytes.zeroize();
+    SecretSlice::new(exact)
 }
 
 impl fmt::Debug for SecretValue {
@@ -299,6 +314,14 @@ mod tests {
         assert_eq!(port.expose_str().unwrap(), "5432");
         assert_eq!(port.metadata().field.as_deref(), Some("port"));
         assert_eq!(port.metadata().reference, "env://TOKEN");
+    }
+
+    #[test]
+    fn spare_capacity_keeps_exact_bytes() {
+        let mut bytes = Vec::with_capacity(64);
+        bytes.extend_from_slice(b"short");
+        let value = SecretValue::binary(bytes);
+        assert_eq!(value.expose_bytes(), b"short");
     }
 
     #[test]

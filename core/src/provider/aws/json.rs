@@ -1,16 +1,22 @@
 //! Decoding of JSON string literals that carry secrets.
 //!
 //! Response structs borrow secret fields as `&RawValue`, so serde_json never
-//! allocates a copy of them. [`decode_string`] then writes the unescaped text
-//! straight into the one `String` that becomes the secret's storage.
+//! allocates a copy of them. [`decode_string`] then unescapes the text into
+//! the `String` that becomes the secret's storage, wiping any intermediate
+//! buffer.
 
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde::Deserialize;
 use serde_json::value::RawValue;
 use zeroize::Zeroizing;
 
 use crate::error::{Error, ErrorClass};
+use crate::provider::aws::wipe;
 
 /// Decodes a JSON string literal, quotes included, into a new `String`
-/// whose buffer is allocated once at its final size bound.
+/// with no spare capacity. The decoding buffer is allocated once at its
+/// final size bound, and wiped if escapes made the text shorter.
 ///
 /// # Errors
 /// [`ErrorClass::Internal`] naming `field` when the literal is not a valid
@@ -55,13 +61,39 @@ pub(crate) fn decode_string(raw: &RawValue, field: &str) -> Result<String, Error
         };
         out.push(escaped);
     }
-    Ok(out)
+    Ok(wipe::exact_text(out))
 }
 
 /// Decodes a JSON string literal into a buffer that is wiped on drop, for
 /// values that are decoded further (base64) before they are stored.
 pub(crate) fn decode_string_zeroizing(raw: &RawValue, field: &str) -> Result<Zeroizing<String>, Error> {
     decode_string(raw, field).map(Zeroizing::new)
+}
+
+/// Parses a 2xx response body. `what` names the call in errors.
+///
+/// # Errors
+/// [`ErrorClass::Internal`] with the line and column of the problem. The
+/// message leaves out serde_json's own text, which can quote the
+/// offending value.
+pub(crate) fn parse_response<'a, T: Deserialize<'a>>(body: &'a [u8], what: &str) -> Result<T, Error> {
+    serde_json::from_slice(body).map_err(|error| {
+        Error::new(
+            ErrorClass::Internal,
+            format!(
+                "{what} returned a response that is not the expected JSON (line {}, column {})",
+                error.line(),
+                error.column()
+            ),
+        )
+    })
+}
+
+/// Converts AWS's epoch-seconds timestamps (`1523477145.713`) to a
+/// `SystemTime`; `None` for values that are negative or not finite.
+pub(crate) fn epoch_seconds(seconds: f64) -> Option<SystemTime> {
+    let since_epoch = Duration::try_from_secs_f64(seconds).ok()?;
+    UNIX_EPOCH.checked_add(since_epoch)
 }
 
 /// Reads the four hex digits after `\u`, and a following low surrogate
@@ -128,9 +160,32 @@ mod tests {
     }
 
     #[test]
-    fn capacity_is_not_exceeded() {
+    fn epoch_seconds_keep_fraction() {
+        assert_eq!(
+            epoch_seconds(1_523_477_145.5),
+            Some(UNIX_EPOCH + Duration::from_millis(1_523_477_145_500))
+        );
+        assert_eq!(epoch_seconds(-1.0), None);
+        assert_eq!(epoch_seconds(f64::NAN), None);
+    }
+
+    #[test]
+    fn parse_error_hides_the_offending_value() {
+        #[derive(Debug, Deserialize)]
+        struct Shape {
+            #[allow(dead_code)]
+            count: u32,
+        }
+        let error = parse_response::<Shape>(br#"{"count": "leaked-canary"}"#, "GetSecretValue").unwrap_err();
+        assert_eq!(error.class(), ErrorClass::Internal);
+        assert!(!error.message().contains("leaked-canary"), "{}", error.message());
+        assert!(error.message().contains("line 1"), "{}", error.message());
+    }
+
+    #[test]
+    fn decoded_text_has_no_spare_capacity() {
         let decoded = decode_string(&raw(r#""\u0041\u0042""#), "SecretString").unwrap();
         assert_eq!(decoded, "AB");
-        assert!(decoded.capacity() >= 2);
+        assert_eq!(decoded.capacity(), 2);
     }
 }

@@ -70,8 +70,10 @@ mod tests {
 
     #[test]
     fn config_wins_over_environment() {
-        let mut config = AwsConfig::default();
-        config.region = Some("eu-central-1".to_owned());
+        let config = AwsConfig {
+            region: Some("eu-central-1".to_owned()),
+            ..AwsConfig::default()
+        };
         let environment = AwsEnvironment::empty().with_var("AWS_REGION", "us-east-1");
         let region = resolve_region(&config, &environment, &selection(&environment)).unwrap();
         assert_eq!(region, "eu-central-1");

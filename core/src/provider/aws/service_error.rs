@@ -1,8 +1,8 @@
 //! Turning AWS error responses into keystead errors.
 //!
 //! AWS reports an error as a code plus a message. JSON protocols
-//! (Secrets Manager, SSM) put the code in `__type` (sometimes prefixed with
-//! `namespace#`) and in the `x-amzn-ErrorType` header; the Query protocol
+//! (Secrets Manager, SSM) put the code in `__type`, sometimes prefixed with
+//! `namespace#`, and in the `x-amzn-ErrorType` header. The Query protocol
 //! (STS) and moto's signature checks put it in an XML `<Code>` element.
 //! The class is chosen by code first, because status codes differ between
 //! AWS and emulators (moto returns `ResourceNotFoundException` as 404, AWS
@@ -61,7 +61,7 @@ impl ServiceError {
         error
     }
 
-    /// The keystead class for this error.
+    /// Classifies this error.
     pub(crate) fn class(&self) -> ErrorClass {
         classify(self.code.as_deref(), self.message.as_deref().unwrap_or(""), self.status)
     }
@@ -95,6 +95,21 @@ impl ServiceError {
         }
         Error::new(class, message)
     }
+}
+
+/// Builds the error for one entry of a batch response (BatchGetSecretValue
+/// `Errors`), which carries a code and message but no status of its own.
+pub(crate) fn batch_entry_error(operation: &str, code: Option<&str>, message: Option<&str>) -> Error {
+    let class = classify(code, message.unwrap_or(""), 0);
+    let mut text = format!(
+        "{operation} failed for this secret with {}",
+        code.unwrap_or("an unrecognized error")
+    );
+    if let Some(message) = message.map(|message| clean_message(message, &[])).filter(|message| !message.is_empty()) {
+        text.push_str(": ");
+        text.push_str(&message);
+    }
+    Error::new(class, text)
 }
 
 #[derive(Deserialize)]
@@ -304,6 +319,20 @@ mod tests {
         assert!(!error.message().contains("TOKEN-123"), "{}", error.message());
         assert!(!error.message().contains('\n'), "{}", error.message());
         assert!(error.message().contains("[REDACTED]"), "{}", error.message());
+    }
+
+    #[test]
+    fn batch_entry_error_is_classified_by_code() {
+        let error = batch_entry_error(
+            "Secrets Manager BatchGetSecretValue",
+            Some("ResourceNotFoundException"),
+            Some("Secrets Manager can't find the specified secret."),
+        );
+        assert_eq!(error.class(), ErrorClass::NotFound);
+        assert_eq!(
+            error.message(),
+            "Secrets Manager BatchGetSecretValue failed for this secret with ResourceNotFoundException: Secrets Manager can't find the specified secret."
+        );
     }
 
     #[test]
