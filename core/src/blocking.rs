@@ -64,13 +64,13 @@ impl BlockingClient {
         })
     }
 
-    /// The async client, for callers that run futures on
+    /// Returns the async client, for callers that run futures on
     /// [`BlockingClient::runtime`].
     pub fn client(&self) -> &Client {
         &self.client
     }
 
-    /// A handle to the owned runtime.
+    /// Returns a handle to the owned runtime.
     pub fn runtime(&self) -> tokio::runtime::Handle {
         match &self.runtime {
             Some(runtime) => runtime.handle().clone(),
@@ -119,12 +119,12 @@ impl BlockingClient {
         self.block_on(timeout, self.client.get(reference))
     }
 
-    /// The fresh cached value, without I/O. See [`Client::get_cached`].
+    /// Returns the fresh cached value, without I/O. See [`Client::get_cached`].
     pub fn get_cached(&self, reference: &str) -> Option<Secret> {
         self.client.get_cached(reference)
     }
 
-    /// A handle for repeated reads. See [`Client::handle`].
+    /// Returns a handle for repeated reads. See [`Client::handle`].
     ///
     /// # Errors
     /// As [`Client::handle`].
@@ -174,7 +174,7 @@ impl BlockingClient {
         self.client.subscribe(reference, callback)
     }
 
-    /// A snapshot of the counters.
+    /// Returns a snapshot of the counters.
     pub fn metrics(&self) -> MetricsSnapshot {
         self.client.metrics()
     }

@@ -54,7 +54,7 @@ impl Client {
     /// deleted) the error is returned, and repeated until its backoff ends.
     ///
     /// # Errors
-    /// An [`Error`] whose class says what failed, naming the reference.
+    /// An [`Error`] whose class names what failed, and which names the reference.
     pub async fn get(&self, reference: &str) -> Result<Secret, Error> {
         if let Some(hit) = self.core.fast_get(reference) {
             return hit;
@@ -124,8 +124,8 @@ impl Client {
     /// client's runtime and should return quickly. Dropping the returned
     /// [`Subscription`] stops the calls.
     ///
-    /// A subscribed reference is refreshed in the background even when
-    /// nobody reads it, and is never evicted for space.
+    /// A subscribed reference is refreshed in the background even when no
+    /// caller reads it, and is never evicted for space.
     ///
     /// # Errors
     /// [`ErrorClass::InvalidReference`] when the reference does not parse.
@@ -148,7 +148,7 @@ impl Client {
         })
     }
 
-    /// A snapshot of the cache's counters.
+    /// Returns a snapshot of the cache's counters.
     pub fn metrics(&self) -> MetricsSnapshot {
         self.core.metrics.snapshot(self.core.entry_count())
     }
@@ -170,12 +170,12 @@ impl Client {
         self.core.wait_for_revocations().await;
     }
 
-    /// Whether [`Client::close`] was called.
+    /// Returns whether [`Client::close`] was called.
     pub fn is_closed(&self) -> bool {
         self.core.is_closed()
     }
 
-    /// The schemes this client can resolve.
+    /// Returns the schemes this client can resolve, sorted.
     pub fn schemes(&self) -> Vec<&'static str> {
         let mut schemes = self.core.registry().schemes();
         schemes.sort_unstable();
@@ -286,7 +286,7 @@ pub struct SecretHandle {
 }
 
 impl SecretHandle {
-    /// The fresh value, without I/O or waiting, or `None`.
+    /// Returns the fresh value without I/O or waiting, or `None`.
     pub fn current(&self) -> Option<Secret> {
         let route = self.route.load();
         match route.try_hit(&self.core) {
@@ -321,7 +321,7 @@ impl SecretHandle {
         read_route(&self.core, &route).await
     }
 
-    /// The reference this handle reads.
+    /// Returns the reference this handle reads.
     pub fn reference(&self) -> &str {
         &self.reference
     }
@@ -478,6 +478,10 @@ fn add_default_providers(registry: &mut Registry, config: &Config) -> Result<(),
         let (secrets_manager, ssm) = crate::provider::aws::from_config(&config.aws)?;
         registry.insert(Arc::new(secrets_manager));
         registry.insert(Arc::new(ssm));
+    }
+    #[cfg(feature = "vault")]
+    if let Some(vault) = crate::provider::vault::VaultProvider::from_config(&config.vault)? {
+        registry.insert(Arc::new(vault));
     }
     Ok(())
 }

@@ -27,6 +27,13 @@ use serde::Deserialize;
 
 use crate::error::Error;
 
+mod vault;
+
+pub use vault::{
+    AppRoleAuth, AwsIamAuth, JwtAuth, KubernetesAuth, SecretText, VaultAuthConfig, VaultConfig,
+    DEFAULT_KUBERNETES_TOKEN_FILE, DEFAULT_VAULT_CONNECT_TIMEOUT, DEFAULT_VAULT_REQUEST_TIMEOUT,
+};
+
 /// How long a value is served before it is due for replacement when neither
 /// the provider nor the configuration sets a TTL. Five minutes matches the
 /// AWS Secrets Manager Agent and Lambda extension, so callers moving from
@@ -46,7 +53,7 @@ pub const DEFAULT_MAX_ENTRIES: usize = 1024;
 /// First delay after a failed load. Later failures double it.
 pub const DEFAULT_ERROR_BACKOFF_BASE: Duration = Duration::from_secs(1);
 
-/// Longest delay between retries of a failing load: long enough not to
+/// Maximum delay between retries of a failing load: long enough not to
 /// hammer a throttling backend, short enough that recovery is noticed
 /// within minutes.
 pub const DEFAULT_ERROR_BACKOFF_MAX: Duration = Duration::from_secs(300);
@@ -67,9 +74,21 @@ pub struct Config {
     pub file: ProviderTtl,
     /// Environment provider settings.
     pub env: ProviderTtl,
+    /// HashiCorp Vault and OpenBao settings.
+    pub vault: VaultConfig,
     /// Per-reference overrides and tags.
     #[serde(rename = "secret")]
     pub secrets: Vec<SecretConfig>,
+    // The `keystead run`, `keystead render` and `keystead agent` commands
+    // read their own tables from the same file. The library accepts them so
+    // that one keystead.toml serves both, and leaves checking them to the
+    // command-line tool.
+    #[serde(rename = "run")]
+    command_run: serde::de::IgnoredAny,
+    #[serde(rename = "render")]
+    command_render: serde::de::IgnoredAny,
+    #[serde(rename = "agent")]
+    command_agent: serde::de::IgnoredAny,
 }
 
 /// Cache policy.
@@ -93,7 +112,7 @@ pub struct CacheConfig {
     /// First retry delay after a failed load.
     #[serde(with = "duration_text")]
     pub error_backoff_base: Duration,
-    /// Longest retry delay after repeated failures.
+    /// Maximum retry delay after repeated failures.
     #[serde(with = "duration_text")]
     pub error_backoff_max: Duration,
 }
@@ -162,7 +181,7 @@ impl Default for AwsConfig {
             // The AWS SDKs use 3.1 s; a connection to a regional endpoint
             // that has not opened by then is not going to.
             connect_timeout: Duration::from_millis(3100),
-            // Secrets Manager answers in tens of milliseconds; ten seconds
+            // Secrets Manager responds in tens of milliseconds; ten seconds
             // covers a cold KMS decrypt with a wide margin.
             attempt_timeout: Duration::from_secs(10),
             ca_bundle: None,
@@ -279,6 +298,9 @@ impl Config {
         if self.aws.max_attempts == 0 {
             return fail("aws.max_attempts", "must be at least 1");
         }
+        if let Err(problem) = self.vault.check() {
+            return Err(Error::config(format!("invalid config in {origin}: {problem}")));
+        }
         for (index, secret) in self.secrets.iter().enumerate() {
             let reference = crate::Reference::parse(&secret.reference).map_err(|error| {
                 Error::config(format!(
@@ -390,6 +412,13 @@ mod tests {
         assert_eq!(config.secrets[0].ttl, Some(Duration::from_secs(5)));
         let error = Config::from_json(r#"{"cache": {"tll": "45s"}}"#, "dict").unwrap_err();
         assert!(error.to_string().contains("tll"), "{error}");
+    }
+
+    #[test]
+    fn command_tables_are_accepted() {
+        let text = "[run]\nrestart = false\n[run.env]\nDB = \"env://DB\"\n[[render.template]]\nsource = \"a.j2\"\n[agent]\nport = 2773\n";
+        let config = Config::from_toml(text, "k.toml").unwrap();
+        assert_eq!(config.cache.ttl, DEFAULT_TTL);
     }
 
     #[test]

@@ -77,7 +77,7 @@ fn client_via(relay: &Relay, ttl: Duration) -> Client {
     Client::builder().config(config).build().unwrap()
 }
 
-/// Polls `condition` every 20 ms until it holds or `limit` passes.
+/// Polls `condition` every 20 ms until it is true or `limit` passes.
 async fn eventually(limit: Duration, mut condition: impl FnMut() -> bool) -> bool {
     let deadline = tokio::time::Instant::now() + limit;
     while tokio::time::Instant::now() < deadline {

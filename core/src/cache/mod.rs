@@ -40,7 +40,7 @@ pub(crate) struct Route {
 }
 
 impl Route {
-    /// The fresh value without I/O, or `None`.
+    /// Returns the fresh value without I/O, or `None`.
     pub(crate) fn try_hit(&self, core: &CacheCore) -> Option<Result<Secret, Error>> {
         let loaded = self.entry.try_hit(core)?;
         core.metrics.hits.increment();
@@ -116,7 +116,7 @@ impl CacheCore {
         self.next_subscriber.fetch_add(1, Ordering::Relaxed)
     }
 
-    /// The fresh value for an exact reference string seen before, or `None`.
+    /// Returns the fresh value for an exact reference string seen before, or `None`.
     pub(crate) fn fast_get(&self, raw: &str) -> Option<Result<Secret, Error>> {
         let table = self.table.read();
         let route = table.routes.get(raw)?;

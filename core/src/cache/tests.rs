@@ -22,7 +22,7 @@ const CANARY: &str = "canary-value-4b1f9e";
 type Script = Box<dyn FnMut(&Reference, usize) -> Result<Fetched, Error> + Send>;
 type RenewScript = Box<dyn FnMut(&Lease, usize) -> Result<Duration, Error> + Send>;
 
-/// A provider that answers from a script and counts its calls. With a gate,
+/// A provider that returns values from a script and counts its calls. With a gate,
 /// every fetch waits for a permit, so tests can hold loads in flight.
 struct Scripted {
     calls: Arc<AtomicUsize>,
@@ -803,7 +803,7 @@ async fn canary_absent_from_logs_errors_and_debug() {
     assert_eq!(secret.expose_str().unwrap(), CANARY);
 }
 
-/// A value carrying a renewable 30 s lease named after the call number.
+/// Builds a value with a renewable 30 s lease named after the call number.
 fn leased(_: &Reference, call: usize) -> Result<Fetched, Error> {
     let mut fetched = value(&format!(r#"{{"username":"user-{call}","password":"pw-{call}"}}"#), &format!("v{call}"))?;
     fetched.lease = Some(Lease::new(format!("database/creds/app/{call}"), true, Duration::from_secs(30)));

@@ -20,11 +20,13 @@ pub mod aws;
 pub mod env;
 #[cfg(feature = "file")]
 pub mod file;
+#[cfg(feature = "vault")]
+pub mod vault;
 
 /// A backend that resolves references of one scheme.
 #[async_trait]
 pub trait Provider: Send + Sync + 'static {
-    /// The scheme this provider handles, for example `aws-sm`.
+    /// Returns the scheme this provider handles, for example `aws-sm`.
     fn scheme(&self) -> &'static str;
 
     /// Checks a reference's path and query keys before anything is cached,
@@ -32,14 +34,14 @@ pub trait Provider: Send + Sync + 'static {
     /// a backend call.
     fn validate(&self, reference: &Reference) -> Result<(), Error>;
 
-    /// The cache key for a reference (without its field). References that
+    /// Returns the cache key for a reference (without its field). References that
     /// mean the same thing must return the same key; the default is the
     /// reference's canonical form.
     fn cache_key(&self, reference: &Reference) -> String {
         reference.canonical()
     }
 
-    /// How long a value stays fresh when configuration sets no TTL for this
+    /// Returns how long a value stays fresh when configuration sets no TTL for this
     /// provider or reference. `None` uses the cache default.
     fn default_ttl(&self) -> Option<Duration> {
         None
@@ -81,7 +83,7 @@ pub trait Provider: Send + Sync + 'static {
     }
 }
 
-/// A value returned by a provider with what the provider knows about it.
+/// A value returned by a provider, with the metadata the backend reported.
 #[non_exhaustive]
 #[derive(Debug)]
 pub struct Fetched {
@@ -112,7 +114,7 @@ pub struct Fetched {
 }
 
 impl Fetched {
-    /// A value with no metadata.
+    /// Creates a value with no metadata.
     pub fn new(value: SecretValue) -> Fetched {
         Fetched {
             value,
@@ -147,7 +149,7 @@ pub struct Lease {
 }
 
 impl Lease {
-    /// A lease with the given id and duration.
+    /// Creates a lease with the given id and duration.
     pub fn new(id: impl Into<String>, renewable: bool, duration: Duration) -> Lease {
         Lease {
             id: id.into(),
@@ -158,7 +160,7 @@ impl Lease {
     }
 }
 
-/// The providers a client knows, by scheme.
+/// The providers a client can use, by scheme.
 #[derive(Clone, Default)]
 pub(crate) struct Registry {
     providers: Vec<Arc<dyn Provider>>,

@@ -154,8 +154,8 @@ async fn run() -> Result<(), String> {
     Ok(())
 }
 
-/// Seeds the emulator with unsigned AWS JSON calls; moto does not check
-/// signatures unless told to.
+/// Seeds the emulator with unsigned AWS JSON calls, which moto accepts
+/// because it checks signatures only when configured to.
 struct Backend {
     http: reqwest::Client,
     endpoint: String,
