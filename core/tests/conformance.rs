@@ -48,6 +48,7 @@ async fn arrange(given: &Value, dir: &Path, backends: &mut support::Backends) ->
                 }
             }
             "aws_secrets" | "aws_parameters" => backends.arrange_aws(key, value).await?,
+            "vault_kv" => backends.arrange_vault(value).await?,
             other => return Err(format!("unsupported `given` key `{other}`")),
         }
     }
@@ -82,6 +83,7 @@ async fn shared_cases_resolve_as_expected() {
 
         let mut config = Config::default();
         backends.configure(&mut config);
+        backends.configure_vault(&mut config);
         let client = Client::builder().config(config).build().expect("client builds");
         let reference = case["reference"].as_str().expect("reference is a string");
         let result = client.get(reference).await;
