@@ -259,17 +259,19 @@ impl Entry {
         }
     }
 
-    /// Returns the current value without I/O or locks when it is fresh.
-    pub(crate) fn try_hit(&self, core: &CacheCore) -> Option<Arc<Loaded>> {
+    /// Returns the current value (or its field) without I/O or locks when
+    /// it is fresh.
+    pub(crate) fn try_hit(&self, core: &CacheCore, field: Option<&Arc<FieldPath>>) -> Option<Result<Secret, Error>> {
         if !self.usable.load(Ordering::Acquire) {
             return None;
         }
-        let loaded = self.current.load_full()?;
+        let current = self.current.load();
+        let loaded = current.as_ref()?;
         if loaded.usable_until.is_some() && !loaded.within_validity(core.clock.now()) {
             return None;
         }
         self.touch(core);
-        Some(loaded)
+        Some(loaded.select(field))
     }
 
     /// Marks the entry as read, for LRU order and refresh-ahead. Writes only

@@ -12,7 +12,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use parking_lot::RwLock;
+use arc_swap::ArcSwap;
+use parking_lot::Mutex;
 
 use crate::audit::{AuditEvent, AuditHook};
 use crate::backoff::Backoff;
@@ -42,17 +43,24 @@ pub(crate) struct Route {
 impl Route {
     /// Returns the fresh value without I/O, or `None`.
     pub(crate) fn try_hit(&self, core: &CacheCore) -> Option<Result<Secret, Error>> {
-        let loaded = self.entry.try_hit(core)?;
+        let hit = self.entry.try_hit(core, self.field.as_ref())?;
         core.metrics.hits.increment();
-        Some(loaded.select(self.field.as_ref()))
+        Some(hit)
     }
 }
 
-#[derive(Default)]
+/// The lookup table. Readers load an immutable snapshot without locking;
+/// writers, which run only on a miss, copy it, change the copy and publish
+/// it. Keys are reference-counted so a copy allocates only the maps.
+#[derive(Clone, Default)]
 struct Table {
-    routes: HashMap<Box<str>, Arc<Route>>,
-    entries: HashMap<Arc<str>, Arc<Entry>>,
+    routes: HashMap<Arc<str>, Arc<Route>, RandomState>,
+    entries: HashMap<Arc<str>, Arc<Entry>, RandomState>,
 }
+
+/// A fast hasher with a random per-process seed: the table is probed on
+/// every read, and SipHash would be a third of a warm read's cost.
+type RandomState = foldhash::fast::RandomState;
 
 /// Everything a client shares between its handles and background tasks.
 pub(crate) struct CacheCore {
@@ -65,7 +73,9 @@ pub(crate) struct CacheCore {
     registry: Registry,
     config: Config,
     overrides: HashMap<String, usize>,
-    table: RwLock<Table>,
+    table: ArcSwap<Table>,
+    /// Serializes writers of `table`.
+    table_writer: Mutex<()>,
     audit: Option<AuditHook>,
     closed: AtomicBool,
     next_subscriber: AtomicU64,
@@ -100,7 +110,8 @@ impl CacheCore {
             registry,
             config,
             overrides,
-            table: RwLock::new(Table::default()),
+            table: ArcSwap::from_pointee(Table::default()),
+            table_writer: Mutex::new(()),
             audit,
             closed: AtomicBool::new(false),
             next_subscriber: AtomicU64::new(1),
@@ -118,9 +129,18 @@ impl CacheCore {
 
     /// Returns the fresh value for an exact reference string seen before, or `None`.
     pub(crate) fn fast_get(&self, raw: &str) -> Option<Result<Secret, Error>> {
-        let table = self.table.read();
+        let table = self.table.load();
         let route = table.routes.get(raw)?;
         route.try_hit(self)
+    }
+
+    /// Changes the table under the writer lock and publishes the result.
+    fn update_table<R>(&self, change: impl FnOnce(&mut Table) -> R) -> R {
+        let _writer = self.table_writer.lock();
+        let mut next = Table::clone(&self.table.load());
+        let result = change(&mut next);
+        self.table.store(Arc::new(next));
+        result
     }
 
     /// Finds or creates the entry for a reference string.
@@ -128,7 +148,7 @@ impl CacheCore {
         if self.is_closed() {
             return Err(Error::closed().for_reference(raw));
         }
-        if let Some(route) = self.table.read().routes.get(raw) {
+        if let Some(route) = self.table.load().routes.get(raw) {
             if !route.entry.is_detached() {
                 return Ok(Arc::clone(route));
             }
@@ -143,8 +163,7 @@ impl CacheCore {
         let base = reference.without_field();
         let key = provider.cache_key(&base);
 
-        let (route, evicted) = {
-            let mut table = self.table.write();
+        let (route, evicted) = self.update_table(|table| {
             if self.is_closed() {
                 return Err(Error::closed().for_reference(raw));
             }
@@ -161,7 +180,7 @@ impl CacheCore {
                 None => {
                     let entry = self.create_entry(&key, base, provider);
                     table.entries.insert(Arc::clone(&entry.key), Arc::clone(&entry));
-                    evicted = self.evict_over_capacity(&mut table, &entry);
+                    evicted = self.evict_over_capacity(table, &entry);
                     entry
                 }
             };
@@ -169,8 +188,8 @@ impl CacheCore {
             if route.entry.add_route(raw, MAX_ROUTES_PER_ENTRY) {
                 table.routes.insert(raw.into(), Arc::clone(&route));
             }
-            (route, evicted)
-        };
+            Ok((route, evicted))
+        })?;
         for victim in evicted {
             victim.detach(self);
         }
@@ -227,7 +246,10 @@ impl CacheCore {
     /// Routes the alias keys a provider reported to `entry`, unless another
     /// live entry already owns them.
     pub(crate) fn add_aliases(&self, entry: &Arc<Entry>, aliases: &[String]) {
-        let mut table = self.table.write();
+        self.update_table(|table| Self::route_aliases(table, entry, aliases));
+    }
+
+    fn route_aliases(table: &mut Table, entry: &Arc<Entry>, aliases: &[String]) {
         for alias in aliases {
             if table.entries.contains_key(alias.as_str()) {
                 continue;
@@ -250,10 +272,7 @@ impl CacheCore {
     /// Drops a reference's cached value. Returns whether one was cached.
     pub(crate) fn invalidate(self: &Arc<Self>, raw: &str) -> Result<bool, Error> {
         let route = self.resolve(raw)?;
-        {
-            let mut table = self.table.write();
-            remove_entry(&mut table, &route.entry);
-        }
+        self.update_table(|table| remove_entry(table, &route.entry));
         Ok(route.entry.detach(self))
     }
 
@@ -262,11 +281,10 @@ impl CacheCore {
         if self.closed.swap(true, Ordering::AcqRel) {
             return;
         }
-        let entries: Vec<Arc<Entry>> = {
-            let mut table = self.table.write();
+        let entries: Vec<Arc<Entry>> = self.update_table(|table| {
             table.routes.clear();
             table.entries.drain().map(|(_, entry)| entry).collect()
-        };
+        });
         let mut revocations = Vec::new();
         for entry in entries {
             if let Some(lease) = entry.lease_to_revoke() {
@@ -294,7 +312,7 @@ impl CacheCore {
     }
 
     pub(crate) fn entry_count(&self) -> usize {
-        self.table.read().entries.len()
+        self.table.load().entries.len()
     }
 
     pub(crate) fn registry(&self) -> &Registry {
@@ -342,10 +360,10 @@ fn remove_entry(table: &mut Table, entry: &Arc<Entry>) {
     for raw in entry.take_routes() {
         let same = table
             .routes
-            .get(&raw)
+            .get(&*raw)
             .is_some_and(|route| Arc::ptr_eq(&route.entry, entry));
         if same {
-            table.routes.remove(&raw);
+            table.routes.remove(&*raw);
         }
     }
 }
