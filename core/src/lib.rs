@@ -36,7 +36,7 @@ pub use blocking::BlockingClient;
 pub use client::{Client, ClientBuilder, PrefetchOutcome, RotationEvent, SecretHandle, Subscription};
 pub use config::Config;
 pub use error::{Error, ErrorClass};
-pub use metrics::MetricsSnapshot;
+pub use metrics::{MetricsSnapshot, LOAD_LATENCY_BUCKETS};
 pub use provider::{Fetched, Lease, Provider};
 pub use reference::Reference;
 pub use secret::{Encoding, Metadata, Secret, SecretValue};

@@ -700,16 +700,21 @@ impl Entry {
         self.state.lock().subscribers.retain(|subscriber| subscriber.id != id);
     }
 
-    /// Removes the entry from service: wipes its value, stops its refresher
-    /// and cancels its load. Returns whether a value was dropped.
-    pub(crate) fn detach(&self, core: &CacheCore) -> bool {
+    /// Removes the entry from service: wipes its value and stops its
+    /// refresher. With `cancel_load`, also aborts a load in flight (on
+    /// close); otherwise callers already waiting on that load still get its
+    /// result, which is no longer stored. Returns whether a value was
+    /// dropped.
+    pub(crate) fn detach(&self, core: &CacheCore, cancel_load: bool) -> bool {
         self.detached.store(true, Ordering::Release);
         self.usable.store(false, Ordering::Release);
         let dropped = self.current.swap(None).is_some();
         {
             let mut state = self.state.lock();
-            if let Some((_, Some(abort))) = state.inflight.take() {
-                abort.abort();
+            if cancel_load {
+                if let Some((_, Some(abort))) = state.inflight.take() {
+                    abort.abort();
+                }
             }
             state.subscribers.clear();
         }

@@ -191,7 +191,7 @@ impl CacheCore {
             Ok((route, evicted))
         })?;
         for victim in evicted {
-            victim.detach(self);
+            victim.detach(self, false);
         }
         Ok(route)
     }
@@ -273,7 +273,7 @@ impl CacheCore {
     pub(crate) fn invalidate(self: &Arc<Self>, raw: &str) -> Result<bool, Error> {
         let route = self.resolve(raw)?;
         self.update_table(|table| remove_entry(table, &route.entry));
-        Ok(route.entry.detach(self))
+        Ok(route.entry.detach(self, false))
     }
 
     /// Stops every background task and wipes every cached value.
@@ -298,7 +298,7 @@ impl CacheCore {
                 };
                 revocations.push(self.runtime.spawn(revoke));
             }
-            entry.detach(self);
+            entry.detach(self, true);
         }
         self.revocations.lock().extend(revocations);
     }

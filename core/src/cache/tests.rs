@@ -436,6 +436,23 @@ async fn invalidate_forces_the_next_read_to_load() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn invalidate_during_load_keeps_waiters_served() {
+    let (provider, probe) = gated(versioned);
+    let client = client(provider, Config::default());
+    let waiter = {
+        let client = client.clone();
+        tokio::spawn(async move { text(&client, "test://a").await })
+    };
+    settle().await;
+    assert!(client.invalidate("test://a").is_ok());
+    probe.open(1);
+    assert_eq!(waiter.await.unwrap().unwrap(), "value-1");
+    // The invalidated entry did not keep the value: the next read loads.
+    probe.open(1);
+    assert_eq!(text(&client, "test://a").await.unwrap(), "value-2");
+}
+
+#[tokio::test(start_paused = true)]
 async fn prefetch_uses_one_batch_call() {
     let (provider, probe) = scripted(|reference, _| {
         if reference.path() == "missing" {
