@@ -1,0 +1,3 @@
+module keystead.dev/keystead
+
+go 1.24
