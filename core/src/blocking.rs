@@ -94,7 +94,7 @@ impl BlockingClient {
             Some(runtime) => runtime,
             None => unreachable_runtime(),
         };
-        runtime.block_on(async {
+        let bounded = async {
             match timeout {
                 None => future.await,
                 Some(limit) => match tokio::time::timeout(limit, future).await {
@@ -105,7 +105,22 @@ impl BlockingClient {
                     )),
                 },
             }
-        })
+        };
+
+        // Blocking a runtime's own thread (for example from a rotation
+        // callback) is allowed on a multi-threaded runtime once the thread
+        // hands its other work away; on a single-threaded one it would
+        // deadlock, so it is an error instead.
+        match tokio::runtime::Handle::try_current() {
+            Err(_) => runtime.block_on(bounded),
+            Ok(current) if current.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+                tokio::task::block_in_place(|| runtime.handle().block_on(bounded))
+            }
+            Ok(_) => Err(Error::new(
+                ErrorClass::Internal,
+                "a blocking keystead call was made on a single-threaded async runtime; use the async Client there",
+            )),
+        }
     }
 
     /// Reads a reference. See [`Client::get`].
@@ -197,15 +212,20 @@ impl BlockingClient {
         self.client.close();
     }
 
-    /// Gives up this client without touching its runtime. Call it in a child
-    /// process after `fork`: the runtime's threads did not survive the fork,
-    /// so stopping or dropping the runtime could wait forever for them. The
-    /// cached values are wiped first; the runtime's memory is leaked.
+    /// Gives up this client without touching its runtime or its locks. Call
+    /// it in a child process after `fork`: the runtime's threads did not
+    /// survive the fork, and a lock one of them held at that moment stays
+    /// held forever, so stopping the runtime or closing the cache could
+    /// block. The child builds a new client instead.
     pub fn abandon(mut self) {
-        self.client.close();
+        // Limitation: the child's copies of cached values are leaked, not
+        // wiped, because wiping them needs the locks above. They are the
+        // same bytes the parent still holds.
         if let Some(runtime) = self.runtime.take() {
             std::mem::forget(runtime);
         }
+        // Skips Drop, which would close the cache.
+        std::mem::forget(self);
     }
 
     /// Adds an audit hook to a builder; a convenience for bindings.
@@ -252,6 +272,25 @@ mod tests {
         assert_eq!(secret.expose_str().unwrap(), "from-env");
         assert!(client.get_cached("env://KEYSTEAD_BLOCKING_TEST").is_some());
         client.close(Some(Duration::from_secs(1)));
+    }
+
+    #[test]
+    fn blocking_call_from_a_callback_thread_works() {
+        std::env::set_var("KEYSTEAD_BLOCKING_NESTED", "nested");
+        let client = std::sync::Arc::new(BlockingClient::new(Config::default()).unwrap());
+        let inner = std::sync::Arc::clone(&client);
+        let read = client
+            .runtime()
+            .block_on(async move {
+                tokio::spawn(async move {
+                    inner
+                        .get("env://KEYSTEAD_BLOCKING_NESTED", Some(Duration::from_secs(5)))
+                        .map(|secret| secret.expose_str().unwrap().to_owned())
+                })
+                .await
+            })
+            .unwrap();
+        assert_eq!(read.unwrap(), "nested");
     }
 
     #[test]

@@ -265,8 +265,19 @@ impl Config {
     /// file, as the bindings receive it from a dict or an object. `origin`
     /// names it in errors.
     pub fn from_json(text: &str, origin: &str) -> Result<Config, Error> {
-        let config: Config = serde_json::from_str(text).map_err(|error| {
-            Error::config(format!("invalid config in {origin} (line {}): {error}", error.line()))
+        let mut deserializer = serde_json::Deserializer::from_str(text);
+        let config: Config = serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
+            let path = error.path().to_string();
+            let inner = error.into_inner();
+            let message = inner.to_string();
+            // serde_json appends " at line L column C", which says little
+            // about a dict built in code; the key path says more.
+            let message = message.split(" at line ").next().unwrap_or(&message).to_owned();
+            if path.is_empty() || path == "." {
+                Error::config(format!("invalid config in {origin}: {message}"))
+            } else {
+                Error::config(format!("invalid config in {origin}: `{path}`: {message}"))
+            }
         })?;
         config.check(origin)?;
         Ok(config)
@@ -412,6 +423,8 @@ mod tests {
         assert_eq!(config.secrets[0].ttl, Some(Duration::from_secs(5)));
         let error = Config::from_json(r#"{"cache": {"tll": "45s"}}"#, "dict").unwrap_err();
         assert!(error.to_string().contains("tll"), "{error}");
+        let error = Config::from_json(r#"{"cache": {"ttl": "soon"}}"#, "dict").unwrap_err();
+        assert!(error.to_string().contains("`cache.ttl`"), "{error}");
     }
 
     #[test]
