@@ -72,12 +72,12 @@ pub use self::ssm::SsmProvider;
 /// Builds the Secrets Manager and SSM providers from `config` and the
 /// process environment, sharing one HTTP client and one credentials cache.
 ///
-/// No network call is made. Problems with keystead's own `[aws]` settings
-/// (an invalid region name, endpoint URL or CA bundle) fail here. Problems
-/// that come from the environment, such as no region being set anywhere,
-/// are returned by the providers' first `fetch` instead, so that a process
-/// that never reads an AWS reference does not fail because AWS is not set
-/// up.
+/// No network call is made. Settings that are invalid on their own (a
+/// malformed endpoint URL, zero attempts, a zero timeout) fail here. Everything resolved against the
+/// environment (region, endpoint URLs, the CA bundle) is resolved here too,
+/// but its error is returned by the providers' first `fetch` instead, so a
+/// process that never reads an AWS reference does not fail because AWS is
+/// not set up.
 ///
 /// # Errors
 /// [`crate::ErrorClass::Config`] naming the invalid `aws.*` setting.
