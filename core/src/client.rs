@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::sync::{Arc, Weak};
 
-use arc_swap::ArcSwap;
+use arc_swap::ArcSwapOption;
 
 use crate::audit::{AuditEvent, AuditHook};
 use crate::cache::{Cause, CacheCore, Entry, Outcome, Route, Subscriber};
@@ -81,11 +81,7 @@ impl Client {
     /// names an unknown scheme.
     pub fn handle(&self, reference: &str) -> Result<SecretHandle, Error> {
         let route = self.core.resolve(reference)?;
-        Ok(SecretHandle {
-            core: Arc::clone(&self.core),
-            reference: reference.into(),
-            route: ArcSwap::new(route),
-        })
+        Ok(SecretHandle::new(Arc::clone(&self.core), reference, route))
     }
 
     /// Loads a reference from its backend now, without waiting for any
@@ -278,18 +274,36 @@ async fn prefetch<S: AsRef<str>>(core: &Arc<CacheCore>, references: &[S]) -> Vec
 /// A handle to one reference, for the fastest repeated reads.
 ///
 /// The handle resolves the reference once. A warm [`SecretHandle::current`]
-/// is an atomic load and a reference-count increment.
+/// is two atomic loads, one snapshot load and a reference-count increment.
 pub struct SecretHandle {
     core: Arc<CacheCore>,
     reference: Box<str>,
-    route: ArcSwap<Route>,
+    /// The route resolved when the handle was made. It is used for as long
+    /// as its entry stays in the cache, without a snapshot load per read.
+    first: Arc<Route>,
+    /// The route resolved after `first`'s entry was evicted or invalidated.
+    rebound: ArcSwapOption<Route>,
 }
 
 impl SecretHandle {
+    fn new(core: Arc<CacheCore>, reference: &str, route: Arc<Route>) -> SecretHandle {
+        SecretHandle {
+            core,
+            reference: reference.into(),
+            first: route,
+            rebound: ArcSwapOption::empty(),
+        }
+    }
+
     /// Returns the fresh value without I/O or waiting, or `None`.
     pub fn current(&self) -> Option<Secret> {
-        let route = self.route.load();
-        match route.try_hit(&self.core) {
+        let hit = if self.first.entry.is_detached() {
+            let rebound = self.rebound.load();
+            rebound.as_ref()?.try_hit(&self.core)
+        } else {
+            self.first.try_hit(&self.core)
+        };
+        match hit {
             Some(Ok(secret)) => Some(secret),
             _ => None,
         }
@@ -301,24 +315,27 @@ impl SecretHandle {
     /// # Errors
     /// As [`Client::get`].
     pub async fn get(&self) -> Result<Secret, Error> {
-        {
-            let route = self.route.load();
-            if let Some(hit) = route.try_hit(&self.core) {
-                return hit;
+        let route = self.live_route()?;
+        if let Some(hit) = route.try_hit(&self.core) {
+            return hit;
+        }
+        read_route(&self.core, &route).await
+    }
+
+    /// The route to read: the first one while its entry is cached, else the
+    /// entry now in the table for this reference.
+    fn live_route(&self) -> Result<Arc<Route>, Error> {
+        if !self.first.entry.is_detached() {
+            return Ok(Arc::clone(&self.first));
+        }
+        if let Some(rebound) = self.rebound.load_full() {
+            if !rebound.entry.is_detached() {
+                return Ok(rebound);
             }
         }
-        let route = {
-            let current = self.route.load_full();
-            if current.entry.is_detached() {
-                // Evicted or invalidated: bind to the entry now in the table.
-                let fresh = self.core.resolve(&self.reference)?;
-                self.route.store(Arc::clone(&fresh));
-                fresh
-            } else {
-                current
-            }
-        };
-        read_route(&self.core, &route).await
+        let fresh = self.core.resolve(&self.reference)?;
+        self.rebound.store(Some(Arc::clone(&fresh)));
+        Ok(fresh)
     }
 
     /// Returns the reference this handle reads.
