@@ -49,7 +49,7 @@ pub(crate) fn wall_estimate(clock: &dyn Clock, deadline: Instant) -> SystemTime 
     let now = clock.now();
     let wall = clock.wall();
     if deadline >= now {
-        wall + (deadline - now)
+        wall.checked_add(deadline - now).unwrap_or(wall)
     } else {
         wall.checked_sub(now - deadline).unwrap_or(wall)
     }

@@ -343,12 +343,23 @@ pub mod duration_text {
     /// Deserializes a duration from text such as `"1h 30m"`.
     pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
         let text = String::deserialize(deserializer)?;
-        humantime::parse_duration(&text).map_err(|error| {
+        let duration = humantime::parse_duration(&text).map_err(|error| {
             serde::de::Error::custom(format!(
                 "invalid duration `{text}`: {error}; write for example \"30s\", \"5m\" or \"1h\""
             ))
-        })
+        })?;
+        if duration > MAX_DURATION {
+            return Err(serde::de::Error::custom(format!(
+                "invalid duration `{text}`: longer than the maximum of 10 years"
+            )));
+        }
+        Ok(duration)
     }
+
+    /// Longest duration accepted in configuration. Deadlines are computed
+    /// by adding durations to the current time, and ten years is beyond any
+    /// sensible cache or timeout setting while far from overflowing.
+    pub const MAX_DURATION: Duration = Duration::from_secs(86_400 * 365 * 10);
 }
 
 /// Serde adapter for optional durations written as text.
@@ -402,6 +413,14 @@ mod tests {
     fn bad_duration_is_explained() {
         let error = Config::from_toml("[cache]\nttl = \"soon\"\n", "k.toml").unwrap_err();
         assert!(error.to_string().contains("invalid duration `soon`"), "{error}");
+    }
+
+    #[test]
+    fn huge_duration_is_rejected_with_its_key() {
+        let error = Config::from_toml("[cache]\nttl = \"18446744073709551615s\"\n", "k.toml").unwrap_err();
+        let message = error.to_string();
+        assert!(message.contains("maximum of 10 years"), "{message}");
+        assert!(message.contains("line 2"), "{message}");
     }
 
     #[test]

@@ -113,3 +113,30 @@ async fn non_utf8_file_is_binary() {
     assert_eq!(secret.expose_bytes(), &[0x30, 0x82, 0xff, 0x00]);
     assert_eq!(secret.expose_str().unwrap_err().class(), ErrorClass::NotText);
 }
+
+#[tokio::test]
+async fn fifo_is_rejected_without_blocking() {
+    let root = tempfile::tempdir().unwrap();
+    let path = root.path().join("pipe");
+    let status = std::process::Command::new("mkfifo").arg(&path).status().unwrap();
+    assert!(status.success());
+    let client = client(Duration::from_secs(300));
+    let error = client.get(&format!("file://{}", path.display())).await.unwrap_err();
+    assert_eq!(error.class(), ErrorClass::InvalidReference);
+    assert!(error.to_string().contains("not a regular file"), "{error}");
+}
+
+#[tokio::test]
+async fn device_is_rejected() {
+    let client = client(Duration::from_secs(300));
+    let error = client.get("file:///dev/zero").await.unwrap_err();
+    assert_eq!(error.class(), ErrorClass::InvalidReference);
+}
+
+#[tokio::test]
+async fn overlong_name_is_an_invalid_reference() {
+    let client = client(Duration::from_secs(300));
+    let name = "n".repeat(5000);
+    let error = client.get(&format!("file:///tmp/{name}")).await.unwrap_err();
+    assert_eq!(error.class(), ErrorClass::InvalidReference);
+}

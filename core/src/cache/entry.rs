@@ -154,14 +154,14 @@ impl Loaded {
         lease.duration = remaining;
         let (until, renew_at) = validity_deadlines(now, remaining);
         let mut metadata = self.secret.metadata().clone();
-        metadata.expires_at = Some(core.clock.wall() + remaining);
+        metadata.expires_at = core.clock.wall().checked_add(remaining);
         metadata.refresh_at = Some(wall_estimate(core.clock.as_ref(), renew_at));
         Loaded {
             secret: self.secret.with_metadata(metadata),
             refresh_at: renew_at,
             stale_at: until,
             usable_until: Some(until),
-            lease: Some((lease, now + remaining)),
+            lease: Some((lease, later(now, remaining))),
             version_id: self.version_id.clone(),
             fingerprint: self.fingerprint,
             fields: ArcSwap::from_pointee(Vec::new()),
@@ -173,8 +173,8 @@ impl Loaded {
 /// and when to refresh or renew it.
 fn validity_deadlines(now: Instant, valid_for: Duration) -> (Instant, Instant) {
     let grace = valid_for.mul_f64(jitter(EXPIRY_GRACE_WINDOW)).min(EXPIRY_GRACE_MAX);
-    let until = now + valid_for.saturating_sub(grace);
-    let renew_at = now + valid_for.mul_f64(jitter(VALIDITY_REFRESH_WINDOW));
+    let until = later(now, valid_for.saturating_sub(grace));
+    let renew_at = later(now, valid_for.mul_f64(jitter(VALIDITY_REFRESH_WINDOW)));
     (until, renew_at.min(until))
 }
 
@@ -197,6 +197,9 @@ struct State {
     error: Option<CachedError>,
     failures: u32,
     inflight: Option<(SharedLoad, Option<AbortHandle>)>,
+    /// Whether the load in flight is a background refresh, during which
+    /// readers past the TTL get the older value instead of waiting.
+    inflight_is_refresh: bool,
     refresher_running: bool,
     /// A lease renewal is running.
     renewing: bool,
@@ -346,7 +349,9 @@ impl Entry {
 
     fn record_stale_serve(&self, core: &CacheCore) {
         Metrics::add(&core.metrics.stale_serves);
-        tracing::warn!(reference = %self.key, "serving a stale value while the backend is failing or slow");
+        // Debug, not warn: the failed load that causes stale serving is
+        // logged once at warn, and a busy reader would repeat this line.
+        tracing::debug!(reference = %self.key, "serving a stale value while the backend is failing or a refresh is running");
     }
 
     fn decide(self: &Arc<Self>, core: &Arc<CacheCore>, now: Instant, state: &mut State) -> Decision {
@@ -357,9 +362,10 @@ impl Entry {
             if now < loaded.stale_at {
                 return Decision::Serve(loaded);
             }
-            let within_max_stale = now < loaded.stale_at + self.policy.max_stale;
+            let within_max_stale = now < later(loaded.stale_at, self.policy.max_stale);
             let failing = state.error.as_ref().is_some_and(|cached| cached.error.is_transient());
-            if within_max_stale && (failing || state.inflight.is_some()) {
+            let refreshing = state.inflight.is_some() && state.inflight_is_refresh;
+            if within_max_stale && (failing || refreshing) {
                 if failing && state.inflight.is_none() {
                     let retry_due = state
                         .error
@@ -441,6 +447,7 @@ impl Entry {
             .boxed()
             .shared();
         state.inflight = Some((load.clone(), None));
+        state.inflight_is_refresh = false;
         Some((load, sender))
     }
 
@@ -457,6 +464,7 @@ impl Entry {
             .boxed()
             .shared();
         state.inflight = Some((load.clone(), Some(abort)));
+        state.inflight_is_refresh = cause == Cause::Refresh;
         load
     }
 
@@ -559,8 +567,8 @@ impl Entry {
         previous: Option<&Loaded>,
     ) -> Loaded {
         let ttl = self.policy.ttl;
-        let mut refresh_at = now + ttl.mul_f64(jitter(REFRESH_WINDOW));
-        let mut stale_at = now + ttl;
+        let mut refresh_at = later(now, ttl.mul_f64(jitter(REFRESH_WINDOW)));
+        let mut stale_at = later(now, ttl);
         let mut usable_until = None;
         if let Some(valid_for) = fetched.valid_for {
             let (until, renew_at) = validity_deadlines(now, valid_for);
@@ -569,7 +577,7 @@ impl Entry {
             stale_at = stale_at.min(until);
         }
         let lease = fetched.lease.take().map(|lease| {
-            let end = now + lease.duration;
+            let end = later(now, lease.duration);
             // A leased value lives as long as its lease, not the cache TTL:
             // re-reading it on the TTL would mint a new lease every time.
             let (until, renew_at) = validity_deadlines(now, lease.duration);
@@ -595,7 +603,7 @@ impl Entry {
                 .as_ref()
                 .map(|(lease, _)| lease.duration)
                 .or(fetched.valid_for)
-                .map(|valid_for| clock.wall() + valid_for),
+                .and_then(|valid_for| clock.wall().checked_add(valid_for)),
             field: None,
         };
 
@@ -626,12 +634,12 @@ impl Entry {
         let delay = core.backoff.delay(state.failures);
         state.error = Some(CachedError {
             error: error.clone(),
-            retry_at: now + delay,
+            retry_at: later(now, delay),
         });
 
         if error.is_transient() {
             let servable = self.current.load_full().filter(|loaded| {
-                loaded.within_validity(now) && now < loaded.stale_at + self.policy.max_stale
+                loaded.within_validity(now) && now < later(loaded.stale_at, self.policy.max_stale)
             });
             tracing::warn!(
                 reference = %self.key,
@@ -761,7 +769,7 @@ impl Entry {
             return;
         }
         match result {
-            Ok(remaining) if now + remaining > old_end + RENEWAL_MIN_GAIN => {
+            Ok(remaining) if later(now, remaining) > later(old_end, RENEWAL_MIN_GAIN) => {
                 state.renew_failures = 0;
                 state.renew_retry_at = None;
                 let renewed = Arc::new(loaded.renewed(core, lease, now, remaining));
@@ -776,7 +784,7 @@ impl Entry {
             Err(error) if error.is_transient() => {
                 state.renew_failures = state.renew_failures.saturating_add(1);
                 let delay = core.backoff.delay(state.renew_failures);
-                state.renew_retry_at = Some(now + delay);
+                state.renew_retry_at = Some(later(now, delay));
                 tracing::warn!(reference = %self.key, class = %error.class(), "lease renewal failed; will retry");
             }
             Err(error) => {
@@ -836,8 +844,8 @@ impl Entry {
 
         let drop_at = loaded
             .usable_until
-            .map_or(loaded.stale_at + self.policy.max_stale, |until| {
-                until.min(loaded.stale_at + self.policy.max_stale)
+            .map_or(later(loaded.stale_at, self.policy.max_stale), |until| {
+                until.min(later(loaded.stale_at, self.policy.max_stale))
             });
         if now >= drop_at {
             // Past its maximum staleness (or its backend expiry): wipe it.
@@ -882,9 +890,18 @@ impl Entry {
     }
 }
 
+/// About thirty years: further than any cache deadline needs, and well
+/// inside what `Instant` and tokio's timer wheel can represent.
+const FAR_FUTURE: Duration = Duration::from_secs(86_400 * 365 * 30);
+
 fn far_future(now: Instant) -> Instant {
-    // About thirty years: tokio rejects deadlines much further out.
-    now + Duration::from_secs(86_400 * 365 * 30)
+    now.checked_add(FAR_FUTURE).unwrap_or(now)
+}
+
+/// `at + duration`, capped at thirty years from `at`, so that a huge TTL
+/// from configuration or a backend cannot overflow `Instant`.
+fn later(at: Instant, duration: Duration) -> Instant {
+    at.checked_add(duration.min(FAR_FUTURE)).unwrap_or_else(|| far_future(at))
 }
 
 fn jitter((low, high): (f64, f64)) -> f64 {

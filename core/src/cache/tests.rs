@@ -907,3 +907,45 @@ async fn shutdown_revokes_current_leases() {
     assert_eq!(*probe.revoked.lock(), vec!["database/creds/app/1".to_owned()]);
     assert_eq!(client.get("test://db").await.unwrap_err().class(), ErrorClass::Closed);
 }
+
+#[tokio::test(start_paused = true)]
+async fn huge_durations_do_not_overflow() {
+    let (provider, probe) = scripted(|_, call| {
+        let mut fetched = value("long-lived", &format!("v{call}"))?;
+        fetched.valid_for = Some(Duration::MAX);
+        fetched.lease = Some(Lease::new("lease/huge", false, Duration::MAX));
+        Ok(fetched)
+    });
+    let client = client(provider, config(Duration::MAX, Duration::MAX));
+    assert_eq!(text(&client, "test://a").await.unwrap(), "long-lived");
+    advance(Duration::from_secs(86_400)).await;
+    settle().await;
+    assert_eq!(text(&client, "test://a").await.unwrap(), "long-lived");
+    assert_eq!(probe.calls(), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn readers_after_idle_ttl_wait_for_the_new_value() {
+    let (provider, probe) = gated(versioned);
+    let client = client(provider, config(Duration::from_secs(10), Duration::from_secs(600)));
+    probe.open(1);
+    assert_eq!(text(&client, "test://a").await.unwrap(), "value-1");
+
+    // Nobody read it, so no refresh ran ahead; past the TTL a burst of
+    // readers all wait for one load and all get the new value.
+    advance(Duration::from_secs(11)).await;
+    settle().await;
+    let readers: Vec<_> = (0..30)
+        .map(|_| {
+            let client = client.clone();
+            tokio::spawn(async move { text(&client, "test://a").await })
+        })
+        .collect();
+    settle().await;
+    probe.open(1);
+    for reader in readers {
+        assert_eq!(reader.await.unwrap().unwrap(), "value-2");
+    }
+    assert_eq!(probe.calls(), 2);
+    assert_eq!(client.metrics().stale_serves, 0);
+}

@@ -58,12 +58,19 @@ impl Provider for FileProvider {
 fn read_bounded(path: &str) -> Result<Vec<u8>, Error> {
     use std::io::Read;
 
-    let file = std::fs::File::open(path).map_err(|error| map_io(path, &error))?;
+    let file = open_without_blocking(path)?;
     let metadata = file.metadata().map_err(|error| map_io(path, &error))?;
     if metadata.is_dir() {
         return Err(Error::new(
             ErrorClass::NotFound,
             format!("{path} is a directory, not a file"),
+        ));
+    }
+    if !metadata.is_file() {
+        // A FIFO, socket or device could block forever or never end.
+        return Err(Error::new(
+            ErrorClass::InvalidReference,
+            format!("{path} is not a regular file (a FIFO, socket or device); point the reference at a file"),
         ));
     }
     let mut bytes = Vec::with_capacity(metadata.len().min(FILE_MAX_BYTES) as usize);
@@ -81,10 +88,25 @@ fn read_bounded(path: &str) -> Result<Vec<u8>, Error> {
     Ok(bytes)
 }
 
+/// Opens `path` for reading. On Unix the open does not block, because
+/// opening a FIFO that has no writer would otherwise wait forever on a
+/// thread that shutdown then waits for.
+fn open_without_blocking(path: &str) -> Result<std::fs::File, Error> {
+    let mut options = std::fs::OpenOptions::new();
+    options.read(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.custom_flags(libc::O_NONBLOCK);
+    }
+    options.open(path).map_err(|error| map_io(path, &error))
+}
+
 fn map_io(path: &str, error: &std::io::Error) -> Error {
     let class = match error.kind() {
-        ErrorKind::NotFound => ErrorClass::NotFound,
+        ErrorKind::NotFound | ErrorKind::NotADirectory => ErrorClass::NotFound,
         ErrorKind::PermissionDenied => ErrorClass::AccessDenied,
+        ErrorKind::InvalidInput | ErrorKind::InvalidFilename => ErrorClass::InvalidReference,
         _ => ErrorClass::Unavailable,
     };
     Error::new(class, format!("cannot read {path}: {error}"))

@@ -160,6 +160,28 @@ impl Lease {
     }
 }
 
+/// Whether an HTTP failure's text shows that the server's TLS certificate
+/// was rejected. rustls reports "invalid peer certificate", several
+/// sources deep and wrapped in `std::io::Error`, whose `source` skips the
+/// wrapped error, so the text is the reliable signal.
+#[cfg(feature = "http")]
+pub(crate) fn is_certificate_failure(chain_text: &str) -> bool {
+    chain_text.contains("invalid peer certificate")
+}
+
+/// The error for a rejected server certificate: not transient, because
+/// retrying cannot help and an attacker in the path must not get the
+/// cached value served on.
+#[cfg(feature = "http")]
+pub(crate) fn certificate_error(what: &str, detail: &str) -> Error {
+    Error::new(
+        crate::ErrorClass::Config,
+        format!(
+            "{what} failed: the server's TLS certificate was rejected ({detail}); trust its CA with the provider's CA bundle setting"
+        ),
+    )
+}
+
 /// The providers a client can use, by scheme.
 #[derive(Clone, Default)]
 pub(crate) struct Registry {

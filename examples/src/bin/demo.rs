@@ -58,7 +58,11 @@ async fn run() -> Result<(), String> {
     let client = Client::builder()
         .config(config)
         .audit_hook(move |event| {
-            let _ = audit_sender.send((event.kind, event.version_id.clone()));
+            let detail = match (event.kind, event.error_class) {
+                (_, Some(class)) => class.as_str().to_owned(),
+                _ => event.version_id.clone().unwrap_or_default(),
+            };
+            let _ = audit_sender.send((event.kind, detail));
         })
         .build()
         .map_err(|error| error.to_string())?;
@@ -141,10 +145,12 @@ async fn run() -> Result<(), String> {
 
     // 5. The audit feed, as a SIEM would receive it.
     client.close();
-    while let Ok((kind, version)) = audit_events.try_recv() {
-        if kind != AuditEventKind::Refreshed {
-            say(format!("audit: {} {}", kind.as_str(), version.unwrap_or_default()));
+    while let Ok((kind, detail)) = audit_events.try_recv() {
+        if kind == AuditEventKind::Refreshed {
+            continue;
         }
+        let detail = if detail.is_empty() { "(cleared on close)".to_owned() } else { detail };
+        say(format!("audit: {} {detail}", kind.as_str()));
     }
     let metrics = client.metrics();
     say(format!(

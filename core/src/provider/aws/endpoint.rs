@@ -144,8 +144,9 @@ fn dns_suffix(region: &str) -> &'static str {
 /// Parses an endpoint URL: `http` or `https`, a host, and no user info,
 /// query or fragment (those would change what is signed).
 pub(crate) fn parse_endpoint(text: &str, origin: &str) -> Result<Url, Error> {
+    let shown = without_user_info(text);
     let invalid = |problem: &str| {
-        Error::config(format!("invalid endpoint URL `{text}` from {origin}: {problem}"))
+        Error::config(format!("invalid endpoint URL `{shown}` from {origin}: {problem}"))
     };
     let url = Url::parse(text.trim()).map_err(|error| invalid(&error.to_string()))?;
     if url.scheme() != "https" && url.scheme() != "http" {
@@ -161,6 +162,19 @@ pub(crate) fn parse_endpoint(text: &str, origin: &str) -> Result<Url, Error> {
         return Err(invalid("a query or fragment is not allowed"));
     }
     Ok(url)
+}
+
+/// The URL text with anything between `://` and `@` replaced, so that an
+/// error never echoes a password written into an endpoint URL.
+fn without_user_info(text: &str) -> String {
+    let Some((scheme, rest)) = text.split_once("://") else {
+        return text.to_owned();
+    };
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    match rest[..authority_end].rfind('@') {
+        Some(at) => format!("{scheme}://[REDACTED]@{}", &rest[at + 1..]),
+        None => text.to_owned(),
+    }
 }
 
 /// The `Host` header value for a URL, as HTTP clients send it: the port
@@ -281,5 +295,12 @@ mod tests {
         assert_eq!(host_header(&Url::parse("https://a.example:443/").unwrap()), "a.example");
         assert_eq!(host_header(&Url::parse("http://127.0.0.1:5000/").unwrap()), "127.0.0.1:5000");
         assert_eq!(host_header(&Url::parse("http://[::1]:80/").unwrap()), "[::1]");
+    }
+
+    #[test]
+    fn user_info_is_not_echoed() {
+        let error = parse_endpoint("http://admin:hunter2@127.0.0.1:5000", "aws.endpoint_url").unwrap_err();
+        assert!(!error.to_string().contains("hunter2"), "{error}");
+        assert!(error.to_string().contains("[REDACTED]@127.0.0.1:5000"), "{error}");
     }
 }

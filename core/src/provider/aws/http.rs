@@ -210,7 +210,8 @@ fn header_text(headers: &HeaderMap, name: &str) -> Option<String> {
 }
 
 /// Describes a reqwest failure with its whole cause chain ("connection
-/// refused" sits several sources deep). All of them are transient.
+/// refused" sits several sources deep). All of them are transient except a
+/// rejected server certificate.
 fn transport_error(what: &str, error: &reqwest::Error) -> Error {
     let mut detail = error.to_string();
     let mut source = error.source();
@@ -221,6 +222,9 @@ fn transport_error(what: &str, error: &reqwest::Error) -> Error {
             detail.push_str(&text);
         }
         source = cause.source();
+    }
+    if crate::provider::is_certificate_failure(&detail) {
+        return crate::provider::certificate_error(what, &detail);
     }
     let verb = if error.is_timeout() {
         "timed out"

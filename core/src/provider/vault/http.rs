@@ -381,7 +381,11 @@ fn transport_error(action: &str, error: &reqwest::Error) -> Error {
     };
     // reqwest's message names the URL, which contains no secret because
     // tokens go in a header and request bodies are never part of it.
-    Error::new(ErrorClass::Unavailable, format!("{action} {what}: {}", error_chain(error)))
+    let chain = error_chain(error);
+    if crate::provider::is_certificate_failure(&chain) {
+        return crate::provider::certificate_error(action, &chain);
+    }
+    Error::new(ErrorClass::Unavailable, format!("{action} {what}: {chain}"))
 }
 
 fn error_chain(error: &dyn std::error::Error) -> String {

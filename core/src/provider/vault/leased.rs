@@ -2,6 +2,7 @@
 //! AWS, RabbitMQ and other dynamic credentials), and the bookkeeping that
 //! ties each lease to the token generation that created it.
 
+use crate::provider::vault::backend_duration;
 use std::collections::HashMap;
 use std::time::Duration;
 
@@ -34,7 +35,7 @@ pub(crate) fn read(response: &VaultResponse, path: &str, revoke_on_close: bool) 
     let mut fetched = Fetched::new(SecretValue::text(data.get().to_owned()));
     fetched.name = Some(path.to_owned());
     if !envelope.lease_id.is_empty() {
-        let duration = Duration::from_secs(envelope.lease_duration);
+        let duration = backend_duration(envelope.lease_duration);
         let mut lease = Lease::new(envelope.lease_id.clone(), envelope.renewable, duration);
         lease.revoke_on_close = revoke_on_close;
         fetched.version_id = Some(envelope.lease_id);
@@ -80,7 +81,7 @@ impl LeaseBook {
 pub(crate) fn renewal(response: &VaultResponse, lease_id: &str) -> Result<Duration, Error> {
     if response.is_success() {
         let envelope = response.envelope("sys/leases/renew")?;
-        return Ok(Duration::from_secs(envelope.lease_duration));
+        return Ok(backend_duration(envelope.lease_duration));
     }
     let action = format!("renewing lease `{lease_id}`");
     match response.status {

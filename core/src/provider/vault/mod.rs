@@ -35,6 +35,7 @@ mod http;
 mod kv;
 mod leased;
 mod mount;
+
 #[cfg(test)]
 mod testing;
 
@@ -531,6 +532,17 @@ impl fmt::Debug for VaultProvider {
             .field("revoke_on_close", &self.inner.revoke_on_close)
             .finish_non_exhaustive()
     }
+}
+
+/// Longest lease or token TTL taken from a server answer: ten years. Vault
+/// caps real TTLs far below this, and a larger number (a malformed or
+/// hostile answer) would overflow the deadlines computed from it.
+const MAX_BACKEND_DURATION: Duration = Duration::from_secs(86_400 * 365 * 10);
+
+/// Converts a TTL in seconds from a server answer, capped at
+/// [`MAX_BACKEND_DURATION`].
+pub(crate) fn backend_duration(seconds: u64) -> Duration {
+    Duration::from_secs(seconds).min(MAX_BACKEND_DURATION)
 }
 
 #[cfg(test)]

@@ -735,7 +735,7 @@ fn renewal_result(response: &VaultResponse) -> Result<(Duration, bool), Error> {
             "the auth/token/renew-self response from Vault has no auth block",
         ));
     };
-    Ok((Duration::from_secs(auth.lease_duration), auth.renewable))
+    Ok((crate::provider::vault::backend_duration(auth.lease_duration), auth.renewable))
 }
 
 /// Reads the token from a login response.
@@ -758,7 +758,7 @@ pub(crate) fn login_result(response: &VaultResponse, what: &str) -> Result<Login
         .ok_or_else(|| Error::new(ErrorClass::Internal, format!("the {what} response from Vault has no client token")))?;
     Ok(Login {
         token: SecretString::from(token.to_owned()),
-        ttl: Duration::from_secs(auth.lease_duration),
+        ttl: crate::provider::vault::backend_duration(auth.lease_duration),
         renewable: auth.renewable,
     })
 }

@@ -1,7 +1,6 @@
 //! Static tokens: from configuration, a file, or `VAULT_TOKEN`/`BAO_TOKEN`.
 
 use std::path::PathBuf;
-use std::time::Duration;
 
 use async_trait::async_trait;
 use reqwest::Method;
@@ -71,7 +70,7 @@ impl LoginMethod for StaticToken {
         })?;
         Ok(Login {
             token,
-            ttl: Duration::from_secs(info.ttl),
+            ttl: crate::provider::vault::backend_duration(info.ttl),
             renewable: info.renewable,
         })
     }
