@@ -1,11 +1,12 @@
 //! The `keystead` command.
 
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
+use tracing_subscriber::filter::LevelFilter;
 
 mod agent;
 mod config_file;
@@ -31,10 +32,11 @@ struct Cli {
     #[arg(long, global = true, env = "KEYSTEAD_CONFIG", value_name = "PATH")]
     config: Option<PathBuf>,
 
-    /// Log level for keystead's own diagnostics on stderr (error, warn,
-    /// info, debug, trace). Logs never contain secret values.
-    #[arg(long, global = true, env = "KEYSTEAD_LOG", default_value = "warn", value_name = "LEVEL")]
-    log: String,
+    /// Log level for keystead's own diagnostics on stderr (off, error,
+    /// warn, info, debug, trace) [default: off for get, warn for the
+    /// others]. Logs never contain secret values.
+    #[arg(long, global = true, env = "KEYSTEAD_LOG", value_parser = parse_log_level, value_name = "LEVEL")]
+    log: Option<LevelFilter>,
 
     #[command(subcommand)]
     command: Command,
@@ -65,19 +67,22 @@ enum Command {
     /// a secret they read rotates.
     Render(render::RenderArgs),
 
-    /// Serve secrets over HTTP on loopback.
+    /// Serve secrets over HTTP, on 127.0.0.1:2773 unless --listen sets
+    /// another address.
     ///
     /// Serves the paths of the AWS Parameters and Secrets Lambda extension
     /// and the AWS Secrets Manager Agent (/secretsmanager/get,
     /// /systemsmanager/parameters/get, /v1/NAME) and keystead references
-    /// (/v1/secret?ref=REFERENCE), behind the same token header. With
-    /// --lambda-extension it registers as a Lambda external extension.
+    /// of the schemes aws-sm, aws-ssm and vault, plus those allowed with
+    /// --allow-scheme (/v1/secret?ref=REFERENCE), behind the same token
+    /// header. With --lambda-extension it registers as a Lambda external
+    /// extension.
     Agent(agent::AgentArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(&cli.log);
+    init_logging(cli.log.unwrap_or_else(|| default_log_level(&cli.command)));
 
     let result = match cli.command {
         Command::Get(args) => get::run(cli.config.as_deref(), &args).map(|()| output::EXIT_OK),
@@ -89,18 +94,39 @@ fn main() -> ExitCode {
         Ok(code) => ExitCode::from(code),
         Err(failure) => {
             let mut stderr = std::io::stderr().lock();
-            let _ = writeln!(stderr, "keystead: {}", failure.message);
+            let _ = writeln!(stderr, "keystead: {}", failure.printable_message());
             ExitCode::from(failure.code)
         }
     }
 }
 
-fn init_logging(level: &str) {
+/// `get` prints its error as one line of its own, so core's log line for
+/// the same failure would only repeat it. The long-running commands keep
+/// warnings, because they report retries and stale values nowhere else.
+fn default_log_level(command: &Command) -> LevelFilter {
+    match command {
+        Command::Get(_) => LevelFilter::OFF,
+        Command::Run(_) | Command::Render(_) | Command::Agent(_) => LevelFilter::WARN,
+    }
+}
+
+fn parse_log_level(text: &str) -> Result<LevelFilter, String> {
+    text.trim()
+        .parse()
+        .map_err(|_| format!("invalid log level `{text}`: use off, error, warn, info, debug or trace"))
+}
+
+fn init_logging(level: LevelFilter) {
+    // `level` came through `parse_log_level`, so these directives parse;
+    // the fallback only keeps logging quiet if that ever changes.
     let filter = tracing_subscriber::EnvFilter::try_new(format!("keystead={level},keystead_cli={level}"))
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("keystead=warn"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("off"));
+    // Colour codes are for a person at a terminal; in a pipe or a log file
+    // they are noise.
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_target(false)
         .try_init();
 }

@@ -172,7 +172,7 @@ fn missing_secret_is_aws_error_shape() {
 
 #[test]
 fn error_body_is_json_when_message_has_quotes() {
-    let agent = Agent::start(&[]);
+    let agent = Agent::start(&["--allow-scheme", "env"]);
     let name = format!("/{}/a\"b\\c", unique("agent-quote"));
     let encoded = name.replace('/', "%2F").replace('"', "%22").replace('\\', "%5C");
 
@@ -189,6 +189,96 @@ fn error_body_is_json_when_message_has_quotes() {
     let body = native.json();
     assert_eq!(body["error"]["message"], "environment variable KS_AGENT_UNSET\"QUOTED is not set");
     assert_eq!(body["error"]["reference"], "env://KS_AGENT_UNSET\"QUOTED");
+}
+
+#[test]
+fn native_endpoint_rejects_local_schemes_by_default() {
+    let agent = Agent::start(&[]);
+
+    for (reference, scheme) in [
+        ("env://AWS_SECRET_ACCESS_KEY", "env"),
+        ("file:///proc/self/environ", "file"),
+        ("ENV://HOME", "env"),
+    ] {
+        let response = agent.get(&format!("/v1/secret?ref={reference}"));
+
+        assert_eq!(response.status, 403, "{reference}: {}", response.text());
+        let body = response.json();
+        assert_eq!(body["error"]["class"], "access-denied", "{reference}");
+        assert_eq!(
+            body["error"]["message"],
+            format!(
+                "the agent does not serve {scheme}:// references; allow the scheme with `allowed_schemes` in the [agent] table or with --allow-scheme {scheme}"
+            ),
+            "{reference}"
+        );
+        assert_eq!(body["error"]["reference"], reference);
+        assert!(body.get("value").is_none(), "{reference}: {body}");
+    }
+}
+
+#[test]
+fn allow_scheme_flag_serves_env() {
+    let mut command = keystead();
+    command.env("AWS_TOKEN", TOKEN).env("KS_AGENT_ALLOWED", CANARY);
+    let agent = Agent::start_with(command, &["--allow-scheme", "env"]);
+
+    let allowed = agent.get("/v1/secret?ref=env://KS_AGENT_ALLOWED");
+    let file = agent.get("/v1/secret?ref=file:///proc/self/environ");
+
+    assert_eq!(allowed.status, 200, "{}", allowed.text());
+    assert_eq!(allowed.json()["value"], CANARY);
+    assert_eq!(file.status, 403, "{}", file.text());
+}
+
+#[test]
+fn allowed_schemes_setting_replaces_default() {
+    let folder = tempfile::tempdir().unwrap();
+    let config = folder.path().join("keystead.toml");
+    std::fs::write(&config, "[agent]\nallowed_schemes = [\"env\"]\n").unwrap();
+    let mut command = keystead();
+    command
+        .env("AWS_TOKEN", TOKEN)
+        .env("KS_AGENT_CONFIGURED", CANARY)
+        .env("KEYSTEAD_CONFIG", &config);
+    let agent = Agent::start_with(command, &[]);
+
+    let allowed = agent.get("/v1/secret?ref=env://KS_AGENT_CONFIGURED");
+    let remote = agent.get("/v1/secret?ref=aws-sm://anything");
+
+    assert_eq!(allowed.status, 200, "{}", allowed.text());
+    assert_eq!(allowed.json()["value"], CANARY);
+    assert_eq!(remote.status, 403, "{}", remote.text());
+    assert_eq!(remote.json()["error"]["class"], "access-denied");
+}
+
+#[test]
+fn invalid_allowed_scheme_is_usage_error() {
+    let mut command = keystead();
+    command.env("AWS_TOKEN", TOKEN).args(["agent", "--listen", "127.0.0.1:0", "--allow-scheme", "env/x"]);
+
+    let output = command.output().unwrap();
+
+    assert_eq!(output.status.code(), Some(2));
+    assert_eq!(
+        String::from_utf8_lossy(&output.stderr),
+        "keystead: `env/x` is not a reference scheme; write a name such as \"aws-sm\" or \"env\"\n"
+    );
+}
+
+#[test]
+fn non_loopback_listen_warns_at_start() {
+    // 192.0.2.1 (TEST-NET-1) is not assigned here, so the bind fails after
+    // the warning and no socket is ever opened beyond loopback.
+    let mut command = keystead();
+    command.env("AWS_TOKEN", TOKEN).args(["agent", "--listen", "192.0.2.1:2773"]);
+
+    let output = command.output().unwrap();
+
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert_eq!(stderr.matches("listens on a non-loopback address").count(), 1, "{stderr}");
+    assert!(stderr.contains("192.0.2.1:2773"), "{stderr}");
 }
 
 #[test]

@@ -6,16 +6,24 @@ use std::process::{Command, Output};
 const CANARY: &str = "canary-cli-7d3e01";
 
 fn keystead(args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut command = command(args, env);
+    command.env("KEYSTEAD_LOG", "trace");
+    command.output().expect("the keystead binary runs")
+}
+
+/// Builds the binary's command without `KEYSTEAD_LOG`, so that the
+/// default log level applies.
+fn command(args: &[&str], env: &[(&str, &str)]) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_keystead"));
     command
         .args(args)
         .env_remove("KEYSTEAD_CONFIG")
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .env("KEYSTEAD_LOG", "trace");
+        .env_remove("KEYSTEAD_LOG")
+        .env("AWS_EC2_METADATA_DISABLED", "true");
     for (name, value) in env {
         command.env(name, value);
     }
-    command.output().expect("the keystead binary runs")
+    command
 }
 
 fn stderr(output: &Output) -> String {
@@ -83,6 +91,68 @@ fn error_is_one_line_naming_the_reference() {
     let text = stderr(&output);
     let error_lines: Vec<_> = text.lines().filter(|line| line.starts_with("keystead: ")).collect();
     assert_eq!(error_lines, vec!["keystead: env://KS_CLI_UNSET_VARIABLE: not-found: environment variable KS_CLI_UNSET_VARIABLE is not set"]);
+}
+
+#[test]
+fn error_is_only_line_at_default_level() {
+    let output = command(&["get", "env://KS_CLI_UNSET_DEFAULT"], &[]).output().unwrap();
+
+    assert_eq!(output.status.code(), Some(3));
+    assert_eq!(
+        stderr(&output),
+        "keystead: env://KS_CLI_UNSET_DEFAULT: not-found: environment variable KS_CLI_UNSET_DEFAULT is not set\n"
+    );
+    assert!(output.stdout.is_empty());
+}
+
+#[test]
+fn log_option_overrides_default_without_colour() {
+    let output = command(&["get", "--log", "error", "env://KS_CLI_UNSET_LOGGED"], &[]).output().unwrap();
+
+    let text = stderr(&output);
+    assert_eq!(output.status.code(), Some(3), "{text}");
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 2, "{text}");
+    assert!(lines[0].contains("ERROR"), "{text}");
+    assert!(lines[0].contains("reference=env://KS_CLI_UNSET_LOGGED"), "{text}");
+    assert_eq!(lines[1], "keystead: env://KS_CLI_UNSET_LOGGED: not-found: environment variable KS_CLI_UNSET_LOGGED is not set");
+    assert!(!text.contains('\u{1b}'), "stderr is a pipe, so no ANSI codes: {text:?}");
+}
+
+#[test]
+fn invalid_log_level_is_usage_error() {
+    let from_flag = command(&["get", "--log", "verbose", "env://HOME"], &[]).output().unwrap();
+    let from_variable = command(&["get", "env://HOME"], &[("KEYSTEAD_LOG", "verbose")]).output().unwrap();
+
+    for output in [from_flag, from_variable] {
+        let text = stderr(&output);
+        assert_eq!(output.status.code(), Some(2), "{text}");
+        assert!(text.contains("invalid log level `verbose`: use off, error, warn, info, debug or trace"), "{text}");
+        assert!(output.stdout.is_empty());
+    }
+}
+
+#[test]
+fn control_characters_in_reference_are_escaped() {
+    let output = command(&["get", "env://KS_CLI_UNSET%1b%5b31m%00%0aEND"], &[]).output().unwrap();
+
+    let text = stderr(&output);
+    assert_eq!(output.status.code(), Some(2), "{text}");
+    assert!(!output.stderr.iter().any(|byte| *byte < 0x20 && *byte != b'\n'), "{text:?}");
+    assert_eq!(text.lines().count(), 1, "{text:?}");
+    assert!(text.contains(r"`KS_CLI_UNSET\u{1b}[31m\0\nEND` is not a valid environment variable name"), "{text:?}");
+}
+
+#[test]
+fn long_reference_is_cut_in_error() {
+    let reference = format!("env://KS_CLI_UNSET_{}", "A".repeat(100_000));
+
+    let output = command(&["get", &reference], &[]).output().unwrap();
+
+    let text = stderr(&output);
+    assert_eq!(output.status.code(), Some(3));
+    assert_eq!(text.chars().count(), "keystead: ".len() + 2_000 + "…\n".chars().count());
+    assert!(text.ends_with("AAAA…\n"), "{}", &text[text.len() - 20..]);
 }
 
 #[test]

@@ -143,6 +143,124 @@ fn filter_error_does_not_quote_the_value() {
 }
 
 #[test]
+fn template_error_withholds_transformed_values() {
+    let folder = tempfile::tempdir().unwrap();
+    let cases = [
+        (
+            "{% include secret('env://KS_RENDER_CANARY') | upper %}",
+            "template not found at line 1",
+        ),
+        (
+            "first\n{{ secret('env://KS_RENDER_CANARY')[7:19] | int }}",
+            "invalid operation at line 2",
+        ),
+        (
+            "{{ secret('env://KS_RENDER_CANARY')[::-1] + 1 }}",
+            "invalid operation at line 1",
+        ),
+    ];
+    for (index, (text, expected)) in cases.iter().enumerate() {
+        let template = folder.path().join(format!("t{index}.j2"));
+        std::fs::write(&template, text).unwrap();
+        let destination = folder.path().join(format!("out{index}"));
+        let flag = format!("{}:{}", template.display(), destination.display());
+
+        let output = render(&["--once", "-t", &flag]).env("KS_RENDER_CANARY", CANARY).output().unwrap();
+
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{text}: {stderr}");
+        assert_eq!(
+            stderr.lines().last(),
+            Some(
+                format!(
+                    "keystead: cannot render {}: {expected}; the details are withheld because they may contain secret values",
+                    template.display()
+                )
+                .as_str()
+            ),
+            "{text}: {stderr}"
+        );
+        for fragment in [CANARY.to_uppercase(), CANARY[7..19].to_owned(), CANARY.chars().rev().collect()] {
+            assert!(!stderr.contains(&fragment), "{text}: {stderr}");
+        }
+        assert!(!destination.exists(), "{text}");
+    }
+}
+
+#[test]
+fn destination_equal_to_source_is_rejected() {
+    let folder = tempfile::tempdir().unwrap();
+    let template = folder.path().join("t.j2");
+    std::fs::write(&template, "plain").unwrap();
+    let dotted = folder.path().join("sub/../t.j2");
+    std::fs::create_dir(folder.path().join("sub")).unwrap();
+    let flag = format!("{}:{}", template.display(), dotted.display());
+
+    let output = render(&["--once", "-t", &flag]).output().unwrap();
+
+    assert_eq!(output.status.code(), Some(2));
+    assert_eq!(
+        String::from_utf8_lossy(&output.stderr),
+        format!(
+            "keystead: template {}: the destination is the template itself; write the output to another file\n",
+            template.display()
+        )
+    );
+    assert_eq!(std::fs::read_to_string(&template).unwrap(), "plain");
+}
+
+#[test]
+fn shared_destination_is_rejected() {
+    let folder = tempfile::tempdir().unwrap();
+    let first = folder.path().join("a.j2");
+    let second = folder.path().join("b.j2");
+    std::fs::write(&first, "a").unwrap();
+    std::fs::write(&second, "b").unwrap();
+    std::os::unix::fs::symlink(folder.path(), folder.path().join("link")).unwrap();
+    let destination = folder.path().join("out.conf");
+    let through_link = folder.path().join("link/out.conf");
+    let first_flag = format!("{}:{}", first.display(), destination.display());
+    let second_flag = format!("{}:{}", second.display(), through_link.display());
+
+    let output = render(&["--once", "-t", &first_flag, "-t", &second_flag]).output().unwrap();
+
+    assert_eq!(output.status.code(), Some(2));
+    assert_eq!(
+        String::from_utf8_lossy(&output.stderr),
+        format!(
+            "keystead: templates {} and {} both write {}; give each template its own destination\n",
+            first.display(),
+            second.display(),
+            through_link.display()
+        )
+    );
+    assert!(!destination.exists());
+}
+
+#[test]
+fn unsafe_modes_are_rejected() {
+    let folder = tempfile::tempdir().unwrap();
+    let template = folder.path().join("t.j2");
+    std::fs::write(&template, "plain").unwrap();
+    let destination = folder.path().join("out");
+    let flag = format!("{}:{}", template.display(), destination.display());
+
+    for mode in ["4600", "2640", "1600", "0620", "0606"] {
+        let output = render(&["--once", "--mode", mode, "-t", &flag]).output().unwrap();
+
+        assert_eq!(output.status.code(), Some(2), "{mode}");
+        assert_eq!(
+            String::from_utf8_lossy(&output.stderr),
+            format!(
+                "keystead: mode `{mode}` is not allowed for a file of secrets because it sets setuid, setgid or sticky bits, or lets group or others write; write for example \"0600\" or \"0640\"\n"
+            ),
+            "{mode}"
+        );
+        assert!(!destination.exists(), "{mode}");
+    }
+}
+
+#[test]
 fn rotation_rerenders_atomically_and_runs_command() {
     let folder = tempfile::tempdir().unwrap();
     let name = unique("render-rotate");

@@ -44,6 +44,12 @@ pub(crate) const DEFAULT_TOKEN_HEADERS: [&str; 2] = ["X-Aws-Parameters-Secrets-T
 /// Path prefix of the Secrets Manager Agent's path form, `/v1/SECRET_ID`.
 pub(crate) const DEFAULT_PATH_PREFIX: &str = "/v1/";
 
+/// Reference schemes `/v1/secret?ref=` serves unless `allowed_schemes` is
+/// set: the remote backends only. `env` and `file` would hand any
+/// caller holding the token the agent's own environment (its AWS
+/// credentials included) and every file the agent can read.
+pub(crate) const DEFAULT_ALLOWED_SCHEMES: [&str; 3] = ["aws-sm", "aws-ssm", "vault"];
+
 /// Extension name registered with the Lambda Extensions API. Lambda
 /// requires it to equal the file name in /opt/extensions.
 pub(crate) const DEFAULT_EXTENSION_NAME: &str = "keystead";
@@ -63,6 +69,7 @@ const MAX_CONNECTIONS_VARIABLE: &str = "PARAMETERS_SECRETS_EXTENSION_MAX_CONNECT
 /// max_connections = 800
 /// request_timeout = "40s"
 /// prefetch = ["aws-sm://prod/db"]
+/// allowed_schemes = ["aws-sm", "aws-ssm", "vault", "env"]
 /// ```
 #[derive(Debug, Default, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -85,6 +92,9 @@ pub(crate) struct AgentTable {
     pub(crate) token_headers: Option<Vec<String>>,
     /// Prefix of the `/v1/SECRET_ID` path form.
     pub(crate) path_prefix: Option<String>,
+    /// Reference schemes served by `/v1/secret?ref=`, replacing
+    /// `DEFAULT_ALLOWED_SCHEMES`.
+    pub(crate) allowed_schemes: Option<Vec<String>>,
     /// References to load at start.
     pub(crate) prefetch: Vec<String>,
     /// Register as a Lambda external extension.
@@ -104,6 +114,8 @@ pub(crate) struct AgentSettings {
     pub(crate) token_variables: Vec<String>,
     pub(crate) token_headers: Vec<String>,
     pub(crate) path_prefix: String,
+    /// Lowercase scheme names, without `://`.
+    pub(crate) allowed_schemes: Vec<String>,
     pub(crate) prefetch: Vec<String>,
     pub(crate) lambda_extension: bool,
     pub(crate) lambda_extension_name: String,
@@ -153,6 +165,8 @@ impl AgentSettings {
             ));
         }
 
+        let allowed_schemes = allowed_schemes(table, args)?;
+
         let mut prefetch = table.prefetch.clone();
         prefetch.extend(args.prefetch.iter().cloned());
 
@@ -165,6 +179,7 @@ impl AgentSettings {
             token_variables,
             token_headers,
             path_prefix,
+            allowed_schemes,
             prefetch,
             lambda_extension: args.lambda_extension || table.lambda_extension.unwrap_or(false),
             lambda_extension_name: args
@@ -174,6 +189,29 @@ impl AgentSettings {
                 .unwrap_or_else(|| DEFAULT_EXTENSION_NAME.to_owned()),
         })
     }
+}
+
+/// Merges the `[agent] allowed_schemes` list (or the default) with every
+/// `--allow-scheme`, lowercased and without duplicates.
+fn allowed_schemes(table: &AgentTable, args: &AgentArgs) -> Result<Vec<String>, Failure> {
+    let configured = table
+        .allowed_schemes
+        .clone()
+        .unwrap_or_else(|| DEFAULT_ALLOWED_SCHEMES.iter().map(|scheme| (*scheme).to_owned()).collect());
+    let mut allowed: Vec<String> = Vec::new();
+    for scheme in configured.iter().chain(&args.allow_scheme) {
+        let name = scheme.trim().trim_end_matches("://").to_ascii_lowercase();
+        let valid = !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '+' | '.'));
+        if !valid {
+            return Err(Failure::usage(format!(
+                "`{scheme}` is not a reference scheme; write a name such as \"aws-sm\" or \"env\""
+            )));
+        }
+        if !allowed.contains(&name) {
+            allowed.push(name);
+        }
+    }
+    Ok(allowed)
 }
 
 fn number_variable<T: std::str::FromStr>(name: &str) -> Result<Option<T>, Failure> {

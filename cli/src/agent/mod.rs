@@ -54,6 +54,12 @@ pub(crate) struct AgentArgs {
     #[arg(long, value_name = "ADDRESS:PORT")]
     pub(crate) listen: Option<SocketAddr>,
 
+    /// Also serve references of this scheme (for example env or file) on
+    /// /v1/secret?ref=. Repeat for more; adds to agent.allowed_schemes
+    /// [default: aws-sm, aws-ssm, vault].
+    #[arg(long = "allow-scheme", value_name = "SCHEME")]
+    pub(crate) allow_scheme: Vec<String>,
+
     /// Load a reference at start, so the first request is a cache hit.
     /// Repeat for more; adds to agent.prefetch.
     #[arg(long, value_name = "REFERENCE")]
@@ -83,6 +89,7 @@ pub(crate) fn run(config_path: Option<&Path>, args: AgentArgs) -> Result<(), Fai
     let file = ConfigFile::load(config_path)?;
     let settings = AgentSettings::merge(&file.commands.agent, &args)?;
     let (token, token_source) = TokenCheck::from_environment(&settings.token_variables)?;
+    warn_if_exposed(&settings);
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .thread_name("keystead-agent")
@@ -131,6 +138,20 @@ async fn serve(file: ConfigFile, settings: AgentSettings, token: TokenCheck, tok
         tracing::warn!("lease revocation did not finish within {}", humantime::format_duration(allowed));
     }
     result
+}
+
+/// Warns when the agent listens beyond loopback: any host that can reach
+/// the address and learns the token can read every secret the agent can.
+fn warn_if_exposed(settings: &AgentSettings) {
+    if settings.listen.ip().is_loopback() {
+        return;
+    }
+    tracing::warn!(
+        address = %settings.listen,
+        "the agent listens on a non-loopback address, so other hosts can reach it; \
+         anyone who also has the token can read every secret the agent can read. \
+         Listen on 127.0.0.1 unless other hosts must connect"
+    );
 }
 
 /// Prints the address on stdout (one line, for scripts and tests that

@@ -13,7 +13,7 @@ use http_body_util::BodyExt;
 use hyper::body::{Body as _, Incoming};
 use hyper::header::HeaderName;
 use hyper::{Method, Request, Response, StatusCode};
-use keystead::{Client, Error, ErrorClass, Secret};
+use keystead::{Client, Error, ErrorClass, Reference, Secret};
 use percent_encoding::percent_decode_str;
 use serde::Serialize;
 use zeroize::Zeroizing;
@@ -35,6 +35,8 @@ pub(crate) struct AgentState {
     pub(crate) token: TokenCheck,
     pub(crate) token_headers: Vec<HeaderName>,
     pub(crate) path_prefix: String,
+    /// Schemes `/v1/secret?ref=` serves, lowercase.
+    pub(crate) allowed_schemes: Vec<String>,
     pub(crate) request_timeout: Duration,
     pub(crate) max_body_bytes: usize,
     pub(crate) counters: Counters,
@@ -78,6 +80,7 @@ impl AgentState {
             token,
             token_headers,
             path_prefix: settings.path_prefix.clone(),
+            allowed_schemes: settings.allowed_schemes.clone(),
             request_timeout: settings.request_timeout,
             max_body_bytes: settings.max_body_bytes,
             counters: Counters::default(),
@@ -212,6 +215,10 @@ async fn native(state: &AgentState, query: &Query) -> Response<Body> {
         Err(problem) => return native_error(Some(reference), StatusCode::BAD_REQUEST, "invalid-reference", &problem),
     };
 
+    if let Some(rejected) = reject_scheme(state, reference) {
+        return rejected;
+    }
+
     match state.read(reference, refresh).await {
         Ok(secret) => {
             let mut body = Zeroizing::new(Vec::with_capacity(secret.expose_bytes().len().saturating_mul(6).saturating_add(2048)));
@@ -222,6 +229,20 @@ async fn native(state: &AgentState, query: &Query) -> Response<Body> {
         }
         Err(error) => native_error(Some(reference), native_status(error.class()), error.class().as_str(), error.message()),
     }
+}
+
+/// Returns a 403 response when the reference's scheme is not allowed. An invalid
+/// reference passes here and gets its own error from the read.
+fn reject_scheme(state: &AgentState, reference: &str) -> Option<Response<Body>> {
+    let parsed = Reference::parse(reference).ok()?;
+    let scheme = parsed.scheme();
+    if state.allowed_schemes.iter().any(|allowed| allowed == scheme) {
+        return None;
+    }
+    let message = format!(
+        "the agent does not serve {scheme}:// references; allow the scheme with `allowed_schemes` in the [agent] table or with --allow-scheme {scheme}"
+    );
+    Some(native_error(Some(reference), StatusCode::FORBIDDEN, ErrorClass::AccessDenied.as_str(), &message))
 }
 
 fn native_status(class: ErrorClass) -> StatusCode {

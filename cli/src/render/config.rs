@@ -1,7 +1,7 @@
 //! Settings of `keystead render`: the `[render]` table, the flags, and
 //! their defaults.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -80,6 +80,8 @@ pub(crate) struct TemplateSpec {
     /// the destination for an inline template.
     pub(crate) name: String,
     pub(crate) source: String,
+    /// The template file, or `None` for an inline template.
+    pub(crate) source_path: Option<PathBuf>,
     pub(crate) destination: PathBuf,
     pub(crate) mode: u32,
     pub(crate) command: Option<CommandSpec>,
@@ -104,12 +106,12 @@ pub(crate) fn templates(file: &ConfigFile, args: &RenderArgs) -> Result<Vec<Temp
     let mut specs = Vec::new();
 
     for (index, table) in file.commands.render.templates.iter().enumerate() {
-        let (name, source) = match (&table.source, &table.contents) {
+        let (name, source, source_path) = match (&table.source, &table.contents) {
             (Some(path), None) => {
                 let path = file.resolve(path);
-                (path.display().to_string(), read_template(&path)?)
+                (path.display().to_string(), read_template(&path)?, Some(path))
             }
-            (None, Some(contents)) => (table.destination.display().to_string(), contents.clone()),
+            (None, Some(contents)) => (table.destination.display().to_string(), contents.clone(), None),
             _ => {
                 return Err(Failure::usage(format!(
                     "render.template[{index}]: give exactly one of `source` or `contents`"
@@ -129,6 +131,7 @@ pub(crate) fn templates(file: &ConfigFile, args: &RenderArgs) -> Result<Vec<Temp
         specs.push(TemplateSpec {
             name,
             source,
+            source_path,
             destination: file.resolve(&table.destination),
             mode,
             command,
@@ -144,7 +147,50 @@ pub(crate) fn templates(file: &ConfigFile, args: &RenderArgs) -> Result<Vec<Temp
             "no templates: add --template SOURCE:DESTINATION or a [[render.template]] table".to_owned(),
         ));
     }
+    check_destinations(&specs)?;
     Ok(specs)
+}
+
+/// Rejects a destination that is its own template's source, which the
+/// first render would overwrite, and two templates writing one file, whose
+/// renders would overwrite each other. Paths are compared after resolving
+/// symbolic links and `..`.
+fn check_destinations(specs: &[TemplateSpec]) -> Result<(), Failure> {
+    let mut seen: Vec<(PathBuf, &str)> = Vec::with_capacity(specs.len());
+    for spec in specs {
+        let destination = canonical(&spec.destination);
+        if spec.source_path.as_deref().map(canonical).as_ref() == Some(&destination) {
+            return Err(Failure::usage(format!(
+                "template {}: the destination is the template itself; write the output to another file",
+                spec.name
+            )));
+        }
+        if let Some((_, other)) = seen.iter().find(|(path, _)| *path == destination) {
+            return Err(Failure::usage(format!(
+                "templates {other} and {} both write {}; give each template its own destination",
+                spec.name,
+                spec.destination.display()
+            )));
+        }
+        seen.push((destination, &spec.name));
+    }
+    Ok(())
+}
+
+/// Resolves `path` as far as it exists: a destination is often not created
+/// yet, so its folder is resolved and its file name appended.
+fn canonical(path: &Path) -> PathBuf {
+    if let Ok(resolved) = std::fs::canonicalize(path) {
+        return resolved;
+    }
+    let folder = match path.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent,
+        _ => Path::new("."),
+    };
+    match (std::fs::canonicalize(folder), path.file_name()) {
+        (Ok(folder), Some(name)) => folder.join(name),
+        _ => std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf()),
+    }
 }
 
 /// Parses `SOURCE:DESTINATION[:COMMAND]`. Paths are relative to the working
@@ -168,26 +214,41 @@ fn template_from_flag(flag: &str, mode: u32, args: &RenderArgs) -> Result<Templa
     Ok(TemplateSpec {
         name: source.to_owned(),
         source: read_template(&source_path)?,
+        source_path: Some(source_path),
         destination: PathBuf::from(destination),
         mode,
         command,
     })
 }
 
-fn read_template(path: &std::path::Path) -> Result<String, Failure> {
+fn read_template(path: &Path) -> Result<String, Failure> {
     std::fs::read_to_string(path)
         .map_err(|error| Failure::usage(format!("cannot read template {}: {error}", path.display())))
 }
 
-/// Parses an octal file mode such as `0600` or `640`.
+/// Mode bits a rendered file may not have: setuid, setgid and sticky, which
+/// have no use on a data file, and write access for group or others, which
+/// would let another user change a file that contains secrets.
+const FORBIDDEN_MODE_BITS: u32 = 0o7022;
+
+/// Parses an octal file mode such as `0600` or `640`, and rejects the bits
+/// in `FORBIDDEN_MODE_BITS`.
 pub(crate) fn parse_mode(text: &str) -> Result<u32, Failure> {
     let digits = text.trim().trim_start_matches("0o");
-    match u32::from_str_radix(digits, 8) {
-        Ok(mode) if !digits.is_empty() && mode <= 0o7777 => Ok(mode),
-        _ => Err(Failure::usage(format!(
-            "mode `{text}` is not an octal file mode; write for example \"0600\" or \"0640\""
-        ))),
+    let mode = match u32::from_str_radix(digits, 8) {
+        Ok(mode) if !digits.is_empty() && mode <= 0o7777 => mode,
+        _ => {
+            return Err(Failure::usage(format!(
+                "mode `{text}` is not an octal file mode; write for example \"0600\" or \"0640\""
+            )))
+        }
+    };
+    if mode & FORBIDDEN_MODE_BITS != 0 {
+        return Err(Failure::usage(format!(
+            "mode `{text}` is not allowed for a file of secrets because it sets setuid, setgid or sticky bits, or lets group or others write; write for example \"0600\" or \"0640\""
+        )));
     }
+    Ok(mode)
 }
 
 #[cfg(test)]
@@ -199,7 +260,7 @@ mod tests {
         assert_eq!(parse_mode("0600").unwrap(), 0o600);
         assert_eq!(parse_mode("640").unwrap(), 0o640);
         assert_eq!(parse_mode("0o644").unwrap(), 0o644);
-        for bad in ["", "0800", "rw-------", "17777"] {
+        for bad in ["", "0800", "rw-------", "17777", "4600", "2640", "1600", "0620", "0602", "0666"] {
             assert!(parse_mode(bad).is_err(), "{bad}");
         }
     }

@@ -201,7 +201,7 @@ async fn watch_and_render(
                 Err(failure) => {
                     tracing::error!(
                         template = %job.spec.name,
-                        error = %failure.message,
+                        error = %failure.printable_message(),
                         "cannot render again; the file keeps its previous contents"
                     );
                     continue;

@@ -95,6 +95,9 @@ struct ReadState {
     error: Option<Error>,
     /// Every value handed to the template, to scrub from error messages.
     revealed: Vec<Zeroizing<Vec<u8>>>,
+    /// The detail of the template error `Reads::fail` built, which holds a
+    /// reference and a keystead error but never a value.
+    own_detail: Option<String>,
 }
 
 impl Reads {
@@ -135,7 +138,9 @@ impl Reads {
     /// Records a keystead error and turns it into a template error.
     fn fail(&self, reference: &str, error: Error) -> minijinja::Error {
         let detail = format!("cannot read {reference}: {error}");
-        self.lock().error.get_or_insert(error);
+        let mut state = self.lock();
+        state.error.get_or_insert(error);
+        state.own_detail.get_or_insert_with(|| detail.clone());
         minijinja::Error::new(ErrorKind::InvalidOperation, detail)
     }
 
@@ -146,14 +151,27 @@ impl Reads {
 
 impl ReadState {
     fn failure_for(&self, name: &str, error: &minijinja::Error) -> Failure {
-        // Plain Display: the kind, the detail and the line, without the
-        // debug listing of variables.
-        let mut message = format!("cannot render {name}: {error}");
-        if let Some(source) = std::error::Error::source(error) {
-            message.push_str(&format!(": {source}"));
-        }
-        // A filter applied to a value (int, split, ...) may quote it in its
-        // error.
+        let mut message = if self.detail_is_safe(error) {
+            // Plain Display: the kind, the detail and the line, without the
+            // debug listing of variables.
+            let mut message = format!("cannot render {name}: {error}");
+            if let Some(source) = std::error::Error::source(error) {
+                message.push_str(&format!(": {source}"));
+            }
+            message
+        } else {
+            // minijinja's detail may quote any value the template computed
+            // from a secret (`secret(...)|upper` in an include name, a
+            // slice in a failing filter), which no scrubbing of the exact
+            // values can catch. Only the kind and the place are reported.
+            let line = error.line().map_or_else(String::new, |line| format!(" at line {line}"));
+            format!(
+                "cannot render {name}: {}{line}; the details are withheld because they may contain secret values",
+                error.kind()
+            )
+        };
+        // A filter applied to a value may quote it; this catches values
+        // quoted unchanged in the keystead errors reported in full.
         for value in &self.revealed {
             if let Ok(text) = std::str::from_utf8(value) {
                 if !text.is_empty() {
@@ -166,5 +184,17 @@ impl ReadState {
             message: message.replace(['\n', '\r'], " "),
             code,
         }
+    }
+
+    /// Checks that minijinja's detail text contains no value: true when no
+    /// secret was read before the error (a syntax error, an undefined variable
+    /// before any `secret()` call), or when the error is the one
+    /// `Reads::fail` built.
+    fn detail_is_safe(&self, error: &minijinja::Error) -> bool {
+        if self.revealed.is_empty() {
+            return true;
+        }
+        let own = self.own_detail.as_deref();
+        own.is_some() && error.detail() == own && std::error::Error::source(error).is_none()
     }
 }

@@ -150,7 +150,7 @@ impl Supervisor {
                         Err(failure) => {
                             tracing::error!(
                                 rotated = ?rotated,
-                                error = %failure.message,
+                                error = %failure.printable_message(),
                                 "cannot read the rotated secrets; the child keeps its current values"
                             );
                             continue;
