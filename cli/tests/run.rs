@@ -350,8 +350,19 @@ fn usage_errors_exit_2() {
         vec!["run", "-e", "NOEQUALS", "--", "true"],
         vec!["run", "-e", "A=not a reference", "--", "true"],
         vec!["run", "--stop-signal", "SIGNOPE", "--", "true"],
+        vec!["run", "-e", "A=env://HOME", "-e", "A=env://PATH", "--", "true"],
     ] {
         let output = keystead().args(&args).output().unwrap();
         assert_eq!(output.status.code(), Some(2), "{args:?}: {}", String::from_utf8_lossy(&output.stderr));
     }
+}
+
+#[test]
+fn missing_program_exits_127() {
+    let output = keystead()
+        .args(["run", "-e", "A=env://HOME", "--", "/nonexistent/keystead-test-program"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(127), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("cannot start /nonexistent/keystead-test-program"));
 }

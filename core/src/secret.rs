@@ -174,7 +174,7 @@ impl Secret {
         let not_text = || {
             Error::new(
                 ErrorClass::NotText,
-                "the value is binary; read it with expose_bytes",
+                "the value is binary, not text; read its bytes instead",
             )
             .for_reference(&self.inner.metadata.reference)
         };

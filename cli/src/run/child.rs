@@ -71,7 +71,15 @@ impl RunningChild {
         stop_with_parent(&mut command);
 
         let mut child = command.spawn().map_err(|error| {
-            Failure::internal(format!("cannot start {}: {error}", spec.program.to_string_lossy()))
+            let message = format!("cannot start {}: {error}", spec.program.to_string_lossy());
+            // Exit like a shell does: 127 when the program is not found,
+            // 126 when it cannot be executed.
+            let code = match error.kind() {
+                std::io::ErrorKind::NotFound => 127,
+                std::io::ErrorKind::PermissionDenied => 126,
+                _ => crate::output::EXIT_FAILURE,
+            };
+            Failure { message, code }
         })?;
         let pid = child
             .id()

@@ -22,12 +22,18 @@ pub(crate) struct Mapping {
 /// a flag replaces a table entry with the same name.
 pub(crate) fn mappings(table: &BTreeMap<String, String>, flags: &[String]) -> Result<Vec<Mapping>, Failure> {
     let mut merged = table.clone();
+    let mut from_flags = BTreeSet::new();
     for flag in flags {
         let Some((name, reference)) = flag.split_once('=') else {
             return Err(Failure::usage(format!(
                 "invalid --env `{flag}`: write NAME=REFERENCE, for example DB_PASSWORD=aws-sm://prod/db#password"
             )));
         };
+        // Two flags for one name are almost always a copy-paste slip; the
+        // last one silently winning would inject the wrong secret.
+        if !from_flags.insert(name.to_owned()) {
+            return Err(Failure::usage(format!("--env sets {name} more than once")));
+        }
         merged.insert(name.to_owned(), reference.to_owned());
     }
 
