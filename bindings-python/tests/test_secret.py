@@ -119,4 +119,4 @@ def test_binary_file_secret(client, tmp_path):
     with pytest.raises(keystead.NotText) as raised:
         secret.reveal()
     assert isinstance(raised.value, ValueError)
-    assert "reveal_bytes" in str(raised.value) or "expose_bytes" in str(raised.value)
+    assert "the value is binary, not text" in str(raised.value)
