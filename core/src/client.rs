@@ -208,6 +208,7 @@ pub struct PrefetchOutcome {
 async fn prefetch<S: AsRef<str>>(core: &Arc<CacheCore>, references: &[S]) -> Vec<PrefetchOutcome> {
     let mut results: Vec<Option<Result<(), Error>>> = vec![None; references.len()];
     let mut waits = Vec::new();
+    let mut waits_on_current = Vec::new();
     let mut groups: HashMap<&'static str, Vec<(Arc<Entry>, tokio::sync::oneshot::Sender<Outcome>)>> =
         HashMap::new();
     let now = core.clock.now();
@@ -222,13 +223,13 @@ async fn prefetch<S: AsRef<str>>(core: &Arc<CacheCore>, references: &[S]) -> Vec
         };
         match route.entry.begin_external_load(now) {
             Some((load, sender)) => {
-                waits.push((index, load));
+                waits.push((index, load, route.field.clone()));
                 groups
                     .entry(route.entry.provider.scheme())
                     .or_default()
                     .push((Arc::clone(&route.entry), sender));
             }
-            None => results[index] = Some(Ok(())),
+            None => waits_on_current.push((index, route)),
         }
     }
 
@@ -254,11 +255,17 @@ async fn prefetch<S: AsRef<str>>(core: &Arc<CacheCore>, references: &[S]) -> Vec
         });
     }
 
-    for (index, load) in waits {
+    // A reference with a #field counts as prefetched only when the field
+    // can be selected, so that prefetch reports what a later get would.
+    for (index, load, field) in waits {
         results[index] = Some(match load.await {
-            Outcome::Fresh(_) => Ok(()),
+            Outcome::Fresh(loaded) => loaded.select(field.as_ref()).map(|_| ()),
             Outcome::Stale(_, error) | Outcome::Failed(error) => Err(error),
         });
+    }
+    for (index, route) in waits_on_current {
+        // Already fresh or loading: a read settles it without another call.
+        results[index] = Some(read_route(core, &route).await.map(|_| ()));
     }
 
     references

@@ -134,7 +134,7 @@ impl Error {
             inner: Arc::new(ErrorInner {
                 class,
                 reference: None,
-                message: message.into(),
+                message: printable(&message.into()),
                 source: None,
             }),
         }
@@ -150,7 +150,7 @@ impl Error {
             inner: Arc::new(ErrorInner {
                 class,
                 reference: None,
-                message: message.into(),
+                message: printable(&message.into()),
                 source: Some(Box::new(source)),
             }),
         }
@@ -170,9 +170,11 @@ impl Error {
 
     /// Returns this error naming `reference`, unless it already names one.
     pub fn for_reference(self, reference: &str) -> Error {
-        if self.inner.reference.is_some() {
+        if self.inner.reference.is_some() || reference.is_empty() {
             return self;
         }
+        let reference = printable(reference);
+        let reference = reference.as_str();
         let inner = match Arc::try_unwrap(self.inner) {
             Ok(mut inner) => {
                 inner.reference = Some(reference.to_owned());
@@ -209,6 +211,33 @@ impl Error {
     pub fn is_transient(&self) -> bool {
         self.inner.class.is_transient()
     }
+}
+
+/// Longest message or reference an error keeps, in characters. Longer
+/// input (a megabyte-long reference, a server's HTML error page) is cut,
+/// so one error stays one readable log line.
+const MAX_ERROR_TEXT_CHARS: usize = 1000;
+
+/// Escapes control characters, so that text decoded from a reference or
+/// sent by a server cannot start a new log line or a terminal escape, and
+/// cuts it to [`MAX_ERROR_TEXT_CHARS`].
+fn printable(text: &str) -> String {
+    if text.len() <= MAX_ERROR_TEXT_CHARS && !text.chars().any(char::is_control) {
+        return text.to_owned();
+    }
+    let mut out = String::with_capacity(text.len().min(MAX_ERROR_TEXT_CHARS + 8));
+    for (count, character) in text.chars().enumerate() {
+        if count == MAX_ERROR_TEXT_CHARS {
+            out.push_str("...");
+            break;
+        }
+        if character.is_control() {
+            out.extend(character.escape_default());
+        } else {
+            out.push(character);
+        }
+    }
+    out
 }
 
 impl fmt::Display for Error {
@@ -261,6 +290,27 @@ mod tests {
     fn display_names_reference_and_class() {
         let error = Error::new(ErrorClass::NotFound, "no such secret").for_reference("env://X");
         assert_eq!(error.to_string(), "env://X: not-found: no such secret");
+    }
+
+    #[test]
+    fn control_characters_are_escaped() {
+        let error = Error::new(ErrorClass::NotFound, "variable A\nFORGED \u{1b}[31m is not set").for_reference("env://A%0A");
+        let text = error.to_string();
+        assert_eq!(text, "env://A%0A: not-found: variable A\\nFORGED \\u{1b}[31m is not set");
+    }
+
+    #[test]
+    fn long_text_is_cut() {
+        let long = "x".repeat(5000);
+        let error = Error::new(ErrorClass::NotFound, long.clone()).for_reference(&long);
+        assert_eq!(error.message().chars().count(), MAX_ERROR_TEXT_CHARS + 3);
+        assert!(error.reference().unwrap().ends_with("..."));
+    }
+
+    #[test]
+    fn empty_reference_is_not_named() {
+        let error = Error::new(ErrorClass::InvalidReference, "the reference is empty").for_reference("");
+        assert_eq!(error.to_string(), "invalid-reference: the reference is empty");
     }
 
     #[test]

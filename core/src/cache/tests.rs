@@ -949,3 +949,13 @@ async fn readers_after_idle_ttl_wait_for_the_new_value() {
     assert_eq!(probe.calls(), 2);
     assert_eq!(client.metrics().stale_serves, 0);
 }
+
+#[tokio::test(start_paused = true)]
+async fn prefetch_reports_a_missing_field() {
+    let (provider, probe) = scripted(|_, _| value(r#"{"user":"app"}"#, "v1"));
+    let client = client(provider, Config::default());
+    let outcomes = client.prefetch(&["test://db#user", "test://db#nope"]).await;
+    assert!(outcomes[0].result.is_ok());
+    assert_eq!(outcomes[1].result.as_ref().unwrap_err().class(), ErrorClass::FieldNotFound);
+    assert_eq!(probe.calls(), 1);
+}
