@@ -6,6 +6,7 @@ package keystead
 import "C"
 
 import (
+	"errors"
 	"runtime"
 	"runtime/cgo"
 	"sync"
@@ -49,6 +50,11 @@ type Subscription struct {
 // the subscription drops events not yet delivered; a callback already
 // running finishes.
 func (c *Client) Subscribe(reference string, callback func(RotationEvent)) (*Subscription, error) {
+	if callback == nil {
+		// Caught here, because a nil callback would panic later on the
+		// delivery goroutine, where the caller cannot recover it.
+		return nil, errors.New("keystead: Subscribe needs a non-nil callback")
+	}
 	subscription := &Subscription{
 		client:   c,
 		callback: callback,

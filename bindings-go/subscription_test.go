@@ -149,3 +149,14 @@ func TestSubscribeRejectsInvalidReference(t *testing.T) {
 		t.Errorf("err = %v", err)
 	}
 }
+
+func TestSubscribeRejectsNilCallback(t *testing.T) {
+	client := newClient(t)
+	subscription, err := client.Subscribe("env://HOME", nil)
+	if err == nil {
+		t.Fatal("Subscribe accepted a nil callback")
+	}
+	if subscription != nil {
+		t.Errorf("subscription = %v, want nil", subscription)
+	}
+}
