@@ -84,12 +84,52 @@ function readersOf(client) {
   return readers
 }
 
+function argumentTypeError(name, expected, value) {
+  const received = value === null ? 'null' : Array.isArray(value) ? 'an array' : typeof value
+  const error = new TypeError(`The "${name}" argument must be ${expected}; received ${received}`)
+  error.code = 'ERR_INVALID_ARG_TYPE'
+  return error
+}
+
+function checkString(name, value) {
+  if (typeof value !== 'string') throw argumentTypeError(name, 'a string', value)
+}
+
 function checkReference(reference) {
-  if (typeof reference !== 'string') {
-    const error = new TypeError(`The "reference" argument must be a string; received ${typeof reference}`)
-    error.code = 'ERR_INVALID_ARG_TYPE'
-    throw error
+  checkString('reference', reference)
+  // A lone surrogate cannot be encoded as UTF-8; converting it would read
+  // a different secret (the one named with U+FFFD), so it is refused the
+  // way the other languages refuse invalid UTF-8.
+  if (!reference.isWellFormed()) {
+    throw createError(
+      'invalid-reference',
+      codeOf('invalid-reference'),
+      'the reference is not valid UTF-8 (it contains a lone surrogate)',
+      undefined,
+      false,
+    )
   }
+}
+
+// Checks arguments before they reach the native methods, whose own
+// conversion errors are plain Errors with napi-specific codes.
+function checkArguments(prototype, name, check, { promise }) {
+  const native = prototype[name]
+  Object.defineProperty(prototype, name, {
+    configurable: true,
+    writable: true,
+    value: {
+      [name](...args) {
+        try {
+          check(...args)
+        } catch (error) {
+          if (promise) return Promise.reject(error)
+          throw error
+        }
+        return native.apply(this, args)
+      },
+    }[name],
+  })
 }
 
 function readWithNewReader(client, readers, reference) {
@@ -127,6 +167,29 @@ Object.defineProperty(Client.prototype, 'get', {
     }
   },
 })
+
+checkArguments(Client.prototype, 'refresh', checkReference, { promise: true })
+checkArguments(Client.prototype, 'invalidate', checkReference, { promise: false })
+checkArguments(Client.prototype, 'cachedReader', checkReference, { promise: false })
+checkArguments(
+  Client.prototype,
+  'subscribe',
+  (reference, listener) => {
+    checkReference(reference)
+    if (typeof listener !== 'function') throw argumentTypeError('listener', 'a function', listener)
+  },
+  { promise: false },
+)
+checkArguments(
+  Client.prototype,
+  'prefetch',
+  (references) => {
+    if (!Array.isArray(references)) throw argumentTypeError('references', 'an array of strings', references)
+    references.forEach((reference) => checkReference(reference))
+  },
+  { promise: true },
+)
+checkArguments(Secret.prototype, 'field', (path) => checkString('path', path), { promise: false })
 
 // `util.inspect` (and so `console.log`) shows the metadata that `toJSON`
 // returns, in which the value is always "[REDACTED]".

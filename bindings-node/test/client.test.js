@@ -147,6 +147,26 @@ test('get with non-string reference rejects with TypeError', async () => {
   })
 })
 
+test('wrong argument types are TypeErrors on every method', async () => {
+  await withClient({}, async (client) => {
+    const typeError = { name: 'TypeError', code: 'ERR_INVALID_ARG_TYPE' }
+    assert.throws(() => client.invalidate(null), typeError)
+    assert.throws(() => client.cachedReader(null), typeError)
+    assert.throws(() => client.subscribe(null, () => {}), typeError)
+    assert.throws(() => client.subscribe('env://HOME', 5), typeError)
+    await assert.rejects(client.refresh(null), typeError)
+    await assert.rejects(client.prefetch('env://HOME'), typeError)
+    await assert.rejects(client.prefetch(['env://HOME', null]), typeError)
+  })
+})
+
+test('lone surrogate in a reference is an invalid reference', async () => {
+  await withClient({}, async (client) => {
+    await assert.rejects(client.get('env://A\udcff'), InvalidReferenceError)
+    assert.throws(() => client.getCached('env://A\udcff'), InvalidReferenceError)
+  })
+})
+
 test('getCached is synchronous and returns one object per value', async () => {
   const restore = setEnvironment({ KEYSTEAD_NODE_CACHED: 'cached-value' })
   try {
