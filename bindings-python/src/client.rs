@@ -114,10 +114,12 @@ impl Client {
         reference: PyBackedStr,
         timeout: Option<f64>,
     ) -> PyResult<Secret> {
+        // Checked before the cache, so a bad timeout fails the same way
+        // whether or not the value happens to be cached.
+        let timeout = timeout_from(timeout)?;
         if let Some(secret) = self.cached(&reference) {
             return Ok(Secret::new(secret));
         }
-        let timeout = timeout_from(timeout)?;
         let live = self.live_for(py, &reference)?;
         let reference: &str = &reference;
         let result = wait(py, || live.blocking.get(reference, timeout));

@@ -140,6 +140,14 @@ def test_timeout_must_be_valid(client):
             client.get("env://HOME", timeout=bad)
 
 
+def test_timeout_is_checked_for_cached_values(client):
+    client.get("env://HOME")
+    assert client.get_cached("env://HOME") is not None
+    for bad in (-1.0, float("nan"), float("inf")):
+        with pytest.raises(ValueError, match="timeout"):
+            client.get("env://HOME", timeout=bad)
+
+
 def test_timeout_raises_unavailable(silent_client):
     with pytest.raises(keystead.Unavailable) as raised:
         silent_client.get("aws-sm://never/answered", timeout=0.3)
