@@ -27,7 +27,7 @@ pub enum ErrorClass {
     /// The backend could not decrypt the value, usually because the caller
     /// may not use the KMS key that protects it.
     DecryptionFailed,
-    /// The backend could not be reached or answered with a transient failure
+    /// The backend could not be reached or responded with a transient failure
     /// (timeout, connection error, 5xx, throttling). Retrying later may work.
     Unavailable,
     /// Text was requested from a secret whose value is binary.
@@ -40,7 +40,7 @@ pub enum ErrorClass {
     InvalidJson,
     /// The client was closed.
     Closed,
-    /// A bug in keystead or an unexpected answer from a backend.
+    /// A bug in keystead or an unexpected response from a backend.
     Internal,
 }
 
@@ -192,28 +192,28 @@ impl Error {
         }
     }
 
-    /// The class of this error.
+    /// Returns the class of this error.
     pub fn class(&self) -> ErrorClass {
         self.inner.class
     }
 
-    /// The reference this error concerns, when there is one.
+    /// Returns the reference this error concerns, when there is one.
     pub fn reference(&self) -> Option<&str> {
         self.inner.reference.as_deref()
     }
 
-    /// The operator-facing message, without the reference and class.
+    /// Returns the operator-facing message, without the reference and class.
     pub fn message(&self) -> &str {
         &self.inner.message
     }
 
-    /// Whether retrying later may succeed. See [`ErrorClass::is_transient`].
+    /// Returns whether retrying later may succeed. See [`ErrorClass::is_transient`].
     pub fn is_transient(&self) -> bool {
         self.inner.class.is_transient()
     }
 }
 
-/// Longest message or reference an error keeps, in characters. Longer
+/// Maximum length of an error's message or reference, in characters. Longer
 /// input (a megabyte-long reference, a server's HTML error page) is cut,
 /// so one error stays one readable log line.
 const MAX_ERROR_TEXT_CHARS: usize = 1000;
