@@ -140,7 +140,7 @@ fn control_characters_in_reference_are_escaped() {
     assert_eq!(output.status.code(), Some(2), "{text}");
     assert!(!output.stderr.iter().any(|byte| *byte < 0x20 && *byte != b'\n'), "{text:?}");
     assert_eq!(text.lines().count(), 1, "{text:?}");
-    assert!(text.contains(r"`KS_CLI_UNSET\u{1b}[31m\0\nEND` is not a valid environment variable name"), "{text:?}");
+    assert!(text.contains(r"`KS_CLI_UNSET\u{1b}[31m\u{0}\nEND` is not a valid environment variable name"), "{text:?}");
 }
 
 #[test]
