@@ -190,6 +190,21 @@ checkArguments(
   { promise: true },
 )
 checkArguments(Secret.prototype, 'field', (path) => checkString('path', path), { promise: false })
+checkArguments(
+  Client.prototype,
+  'close',
+  (options) => {
+    const timeout = options?.timeout
+    if (timeout === undefined || timeout === null) return
+    if (typeof timeout !== 'number') throw argumentTypeError('options.timeout', 'a number of milliseconds', timeout)
+    if (!Number.isFinite(timeout) || timeout < 0) {
+      const error = new RangeError(`The "options.timeout" argument must be a finite number >= 0; received ${timeout}`)
+      error.code = 'ERR_OUT_OF_RANGE'
+      throw error
+    }
+  },
+  { promise: true },
+)
 
 // `util.inspect` (and so `console.log`) shows the metadata that `toJSON`
 // returns, in which the value is always "[REDACTED]".

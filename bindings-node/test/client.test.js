@@ -160,6 +160,16 @@ test('wrong argument types are TypeErrors on every method', async () => {
   })
 })
 
+test('close rejects an invalid timeout', async () => {
+  const client = new Client({})
+  await assert.rejects(client.close({ timeout: -1 }), { name: 'RangeError', code: 'ERR_OUT_OF_RANGE' })
+  await assert.rejects(client.close({ timeout: Number.NaN }), { name: 'RangeError', code: 'ERR_OUT_OF_RANGE' })
+  await assert.rejects(client.close({ timeout: 'abc' }), { name: 'TypeError', code: 'ERR_INVALID_ARG_TYPE' })
+  assert.equal(client.closed, false)
+  await client.close({ timeout: 1000 })
+  assert.equal(client.closed, true)
+})
+
 test('lone surrogate in a reference is an invalid reference', async () => {
   await withClient({}, async (client) => {
     await assert.rejects(client.get('env://A\udcff'), InvalidReferenceError)
