@@ -13,7 +13,6 @@ use crate::config::Config;
 use crate::error::{Error, ErrorClass};
 use crate::metrics::MetricsSnapshot;
 use crate::secret::Secret;
-use crate::AuditEvent;
 
 /// Worker threads of the owned runtime. Loads are I/O-bound and a warm read
 /// never touches the runtime, so two threads are enough and keep an idle
@@ -226,14 +225,6 @@ impl BlockingClient {
         }
         // Skips Drop, which would close the cache.
         std::mem::forget(self);
-    }
-
-    /// Adds an audit hook to a builder; a convenience for bindings.
-    pub fn builder_with_audit<F>(config: Config, hook: F) -> ClientBuilder
-    where
-        F: Fn(&AuditEvent) + Send + Sync + 'static,
-    {
-        Client::builder().config(config).audit_hook(hook)
     }
 }
 

@@ -7,7 +7,7 @@
 
 mod entry;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -326,15 +326,6 @@ impl CacheCore {
                 tracing::error!(reference = %event.reference, "the audit hook panicked; the panic was caught");
             }
         }
-    }
-
-    /// Tags configured for a cache key.
-    #[allow(dead_code)]
-    pub(crate) fn tags_for(&self, key: &str) -> BTreeMap<String, String> {
-        self.overrides
-            .get(key)
-            .map(|index| self.config.secrets[*index].tags.clone())
-            .unwrap_or_default()
     }
 
     pub(crate) fn default_ttl(&self) -> Duration {
