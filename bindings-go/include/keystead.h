@@ -60,7 +60,7 @@ enum keystead_status
   KEYSTEAD_STATUS_INVALID_JSON = 10,
   // The client is closed.
   KEYSTEAD_STATUS_CLOSED = 11,
-  // A bug in keystead (a panic included), an unexpected answer from a
+  // A bug in keystead (a panic included), an unexpected response from a
   // backend, or a NULL pointer where a handle was required.
   KEYSTEAD_STATUS_INTERNAL = 12,
 };

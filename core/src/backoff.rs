@@ -16,7 +16,7 @@ pub(crate) struct Backoff {
 }
 
 impl Backoff {
-    /// The upper bound of the delay after `failures` consecutive failures.
+    /// Returns the upper bound of the delay after `failures` consecutive failures.
     pub(crate) fn ceiling(&self, failures: u32) -> Duration {
         let exponent = failures.saturating_sub(1).min(32);
         let factor = 1u64 << exponent;
@@ -27,14 +27,14 @@ impl Backoff {
         scaled.min(self.max)
     }
 
-    /// The delay after `failures` consecutive failures, for a uniform draw
+    /// Returns the delay after `failures` consecutive failures, for a uniform draw
     /// `unit` in `[0, 1)`.
     pub(crate) fn delay_with(&self, failures: u32, unit: f64) -> Duration {
         let unit = unit.clamp(0.0, 1.0);
         self.ceiling(failures).mul_f64(unit).max(MIN_RETRY_DELAY)
     }
 
-    /// The delay after `failures` consecutive failures, with a random draw.
+    /// Returns the delay after `failures` consecutive failures, with a random draw.
     pub(crate) fn delay(&self, failures: u32) -> Duration {
         self.delay_with(failures, fastrand::f64())
     }

@@ -14,10 +14,10 @@ use tokio::time::Instant;
 
 /// A source of monotonic and wall-clock time.
 pub trait Clock: Send + Sync + 'static {
-    /// The current monotonic time.
+    /// Returns the current monotonic time.
     fn now(&self) -> Instant;
 
-    /// The current wall-clock time.
+    /// Returns the current wall-clock time.
     fn wall(&self) -> SystemTime;
 
     /// Completes at `deadline`.

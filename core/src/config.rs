@@ -270,8 +270,8 @@ impl Config {
             let path = error.path().to_string();
             let inner = error.into_inner();
             let message = inner.to_string();
-            // serde_json appends " at line L column C", which says little
-            // about a dict built in code; the key path says more.
+            // serde_json appends " at line L column C", which means little
+            // for a dict built in code, while the key path points at the value.
             let message = message.split(" at line ").next().unwrap_or(&message).to_owned();
             if path.is_empty() || path == "." {
                 Error::config(format!("invalid config in {origin}: {message}"))
@@ -356,7 +356,7 @@ pub mod duration_text {
         Ok(duration)
     }
 
-    /// Longest duration accepted in configuration. Deadlines are computed
+    /// Maximum duration accepted in configuration. Deadlines are computed
     /// by adding durations to the current time, and ten years is beyond any
     /// sensible cache or timeout setting while far from overflowing.
     pub const MAX_DURATION: Duration = Duration::from_secs(86_400 * 365 * 10);

@@ -61,7 +61,7 @@ impl ErrorClass {
         ErrorClass::Internal,
     ];
 
-    /// The stable kebab-case name used in logs, metrics, CLI output and the
+    /// Returns the stable kebab-case name used in logs, metrics, CLI output and the
     /// conformance case file.
     pub const fn as_str(self) -> &'static str {
         match self {
@@ -93,8 +93,8 @@ impl ErrorClass {
             .unwrap_or(ErrorClass::ALL.len() - 1)
     }
 
-    /// Whether a later attempt may succeed without anything changing on the
-    /// backend. The cache keeps serving the last good value after such an
+    /// Returns whether a later attempt may succeed without anything
+    /// changing on the backend. The cache keeps serving the last good value after such an
     /// error, and drops it after any other backend error so that a
     /// revocation takes effect.
     pub const fn is_transient(self) -> bool {

@@ -46,7 +46,7 @@ pub enum Status {
     InvalidJson = 10,
     /// The client is closed.
     Closed = 11,
-    /// A bug in keystead (a panic included), an unexpected answer from a
+    /// A bug in keystead (a panic included), an unexpected response from a
     /// backend, or a NULL pointer where a handle was required.
     Internal = 12,
 }

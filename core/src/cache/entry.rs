@@ -2,9 +2,9 @@
 //! the background task that refreshes it.
 //!
 //! Races, and what happens:
-//! * Concurrent misses on one entry share one load: the first caller starts
-//!   it and stores it in `State::inflight`; everyone else awaits the same
-//!   shared future and gets the same value or the same error.
+//! * Concurrent misses on one entry share one load. The first caller starts
+//!   it and stores it in `State::inflight`, and every other caller awaits the
+//!   same shared future, so all get the same value or the same error.
 //! * A load runs as its own task, so a caller that gives up (a dropped
 //!   future, a timeout) does not cancel the load for the others.
 //! * A reader never waits on another entry: the only lock a load holds is
@@ -68,7 +68,7 @@ pub(crate) struct Policy {
     pub(crate) tags: Arc<BTreeMap<String, String>>,
 }
 
-/// Why a load started.
+/// The reason a load started.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Cause {
     Miss,
@@ -88,7 +88,7 @@ impl Cause {
     }
 }
 
-/// What a load gives the callers that waited on it.
+/// The result a load hands to the callers that waited on it.
 #[derive(Clone)]
 pub(crate) enum Outcome {
     /// A new value.
@@ -120,12 +120,12 @@ pub(crate) struct Loaded {
 }
 
 impl Loaded {
-    /// Whether the value may still be handed out at `now`, ignoring TTL.
+    /// Returns whether the value may still be handed out at `now`, ignoring TTL.
     pub(crate) fn within_validity(&self, now: Instant) -> bool {
         self.usable_until.is_none_or(|until| now < until)
     }
 
-    /// The value, or the selected field of it.
+    /// Returns the value, or the selected field of it.
     pub(crate) fn select(&self, field: Option<&Arc<FieldPath>>) -> Result<Secret, Error> {
         let Some(path) = field else {
             return Ok(self.secret.clone());
@@ -169,8 +169,8 @@ impl Loaded {
     }
 }
 
-/// The last moment to hand out a value valid for `valid_for` from `now`,
-/// and when to refresh or renew it.
+/// Returns the last moment to hand out a value valid for `valid_for` from
+/// `now`, and when to refresh or renew it.
 fn validity_deadlines(now: Instant, valid_for: Duration) -> (Instant, Instant) {
     let grace = valid_for.mul_f64(jitter(EXPIRY_GRACE_WINDOW)).min(EXPIRY_GRACE_MAX);
     let until = later(now, valid_for.saturating_sub(grace));
@@ -654,7 +654,7 @@ impl Entry {
             };
         }
 
-        // An authoritative answer: the secret is gone or the caller lost
+        // An authoritative response: the secret is gone or the caller lost
         // access, so the old value must stop being served.
         tracing::error!(reference = %self.key, class = %error.class(), "load failed; dropping the cached value");
         if self.current.swap(None).is_some() {
@@ -709,9 +709,9 @@ impl Entry {
     }
 
     /// Removes the entry from service: wipes its value and stops its
-    /// refresher. With `cancel_load`, also aborts a load in flight (on
-    /// close); otherwise callers already waiting on that load still get its
-    /// result, which is no longer stored. Returns whether a value was
+    /// refresher. With `cancel_load` (on close) it also aborts a load in
+    /// flight. Without it, callers already waiting on that load still get
+    /// its result, which is no longer stored. Returns whether a value was
     /// dropped.
     pub(crate) fn detach(&self, core: &CacheCore, cancel_load: bool) -> bool {
         self.detached.store(true, Ordering::Release);
@@ -745,9 +745,9 @@ impl Entry {
     }
 
     /// Renews the lease of `loaded`. A renewal that extends the lease keeps
-    /// the value and moves its deadlines; one that does not (the maximum
-    /// TTL is near) or finds the lease gone fetches a new value while the
-    /// old one is still valid.
+    /// the value and moves its deadlines. A renewal that does not extend it
+    /// (the maximum TTL is near) or finds the lease gone starts a fetch of a
+    /// new value while the old one is still valid.
     async fn run_renewal(self: Arc<Self>, core: &Arc<CacheCore>, loaded: Arc<Loaded>) {
         let Some((lease, old_end)) = loaded.lease.clone() else {
             self.state.lock().renewing = false;
@@ -858,7 +858,7 @@ impl Entry {
             }
         }
 
-        let wanted = self.read_since_load.load(Ordering::Relaxed)
+        let refresh_needed = self.read_since_load.load(Ordering::Relaxed)
             || !state.subscribers.is_empty()
             || loaded.usable_until.is_some();
         let refresh_at = match &state.error {
@@ -871,7 +871,7 @@ impl Entry {
             _ => refresh_at,
         };
         let busy = state.inflight.is_some() || state.renewing;
-        if wanted && !busy && now >= refresh_at {
+        if refresh_needed && !busy && now >= refresh_at {
             if renewable {
                 self.start_renewal(core, &loaded, &mut state);
             } else {
@@ -908,9 +908,9 @@ fn jitter((low, high): (f64, f64)) -> f64 {
     low + (high - low) * fastrand::f64()
 }
 
-/// Identity of a version: its id and a keyed hash of its bytes. The hash key
-/// is random per process, so the fingerprint says nothing about the value
-/// outside this process.
+/// Computes the identity of a version from its id and a keyed hash of its
+/// bytes. The hash key is random per process, so the fingerprint reveals
+/// nothing about the value outside this process.
 fn fingerprint(version_id: Option<&str>, bytes: &[u8]) -> u64 {
     static KEY: OnceLock<RandomState> = OnceLock::new();
     let mut hasher = KEY.get_or_init(RandomState::new).build_hasher();
@@ -919,8 +919,8 @@ fn fingerprint(version_id: Option<&str>, bytes: &[u8]) -> u64 {
     hasher.finish()
 }
 
-/// The per-entry background task: flips the entry to stale at the end of
-/// its TTL, refreshes it ahead of that, retries with backoff, and wipes it
+/// Runs the per-entry background task: flips the entry to stale at the end
+/// of its TTL, refreshes it ahead of that, retries with backoff, and wipes it
 /// past its maximum staleness. It holds only weak references, so a dropped
 /// entry or client ends it.
 async fn refresher(entry: Weak<Entry>, core: Weak<CacheCore>) {

@@ -925,13 +925,13 @@ async fn huge_durations_do_not_overflow() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn readers_after_idle_ttl_wait_for_the_new_value() {
+async fn idle_expiry_readers_share_reload() {
     let (provider, probe) = gated(versioned);
     let client = client(provider, config(Duration::from_secs(10), Duration::from_secs(600)));
     probe.open(1);
     assert_eq!(text(&client, "test://a").await.unwrap(), "value-1");
 
-    // Nobody read it, so no refresh ran ahead; past the TTL a burst of
+    // No caller read it, so no refresh ran ahead. Past the TTL a burst of
     // readers all wait for one load and all get the new value.
     advance(Duration::from_secs(11)).await;
     settle().await;

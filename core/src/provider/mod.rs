@@ -1,8 +1,8 @@
 //! Providers: the backends keystead reads secrets from.
 //!
 //! A provider handles one reference scheme. The cache calls it to check a
-//! reference, to compute the reference's cache key, and to fetch the value;
-//! everything about caching, retrying and notifying lives in the cache, so a
+//! reference, to compute the reference's cache key, and to fetch the value.
+//! Everything about caching, retrying and notifying lives in the cache, so a
 //! new backend is one module that implements [`Provider`].
 
 use std::sync::Arc;
@@ -52,7 +52,7 @@ pub trait Provider: Send + Sync + 'static {
 
     /// Extends a lease by about `increment` and returns how long the lease
     /// now has left. A lease that can no longer be extended (its maximum
-    /// TTL is near) returns a remaining time no longer than before; the
+    /// TTL is near) returns a remaining time no longer than before, and the
     /// cache then fetches a new value before the old one expires. A lease
     /// the backend no longer knows returns [`crate::ErrorClass::NotFound`].
     ///
@@ -173,11 +173,11 @@ pub(crate) fn is_certificate_failure(chain_text: &str) -> bool {
 /// retrying cannot help and an attacker in the path must not get the
 /// cached value served on.
 #[cfg(feature = "http")]
-pub(crate) fn certificate_error(what: &str, detail: &str) -> Error {
+pub(crate) fn certificate_error(operation: &str, detail: &str) -> Error {
     Error::new(
         crate::ErrorClass::Config,
         format!(
-            "{what} failed: the server's TLS certificate was rejected ({detail}); trust its CA with the provider's CA bundle setting"
+            "{operation} failed: the server's TLS certificate was rejected ({detail}); trust its CA with the provider's CA bundle setting"
         ),
     )
 }

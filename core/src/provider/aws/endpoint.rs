@@ -144,9 +144,9 @@ fn dns_suffix(region: &str) -> &'static str {
 /// Parses an endpoint URL: `http` or `https`, a host, and no user info,
 /// query or fragment (those would change what is signed).
 pub(crate) fn parse_endpoint(text: &str, origin: &str) -> Result<Url, Error> {
-    let shown = without_user_info(text);
+    let redacted = without_user_info(text);
     let invalid = |problem: &str| {
-        Error::config(format!("invalid endpoint URL `{shown}` from {origin}: {problem}"))
+        Error::config(format!("invalid endpoint URL `{redacted}` from {origin}: {problem}"))
     };
     let url = Url::parse(text.trim()).map_err(|error| invalid(&error.to_string()))?;
     if url.scheme() != "https" && url.scheme() != "http" {
@@ -164,8 +164,8 @@ pub(crate) fn parse_endpoint(text: &str, origin: &str) -> Result<Url, Error> {
     Ok(url)
 }
 
-/// The URL text with anything between `://` and `@` replaced, so that an
-/// error never echoes a password written into an endpoint URL.
+/// Replaces anything between `://` and `@` in URL text, so that an error
+/// never echoes a password written into an endpoint URL.
 fn without_user_info(text: &str) -> String {
     let Some((scheme, rest)) = text.split_once("://") else {
         return text.to_owned();
